@@ -1,0 +1,698 @@
+"""COCO-VID in both flavours, read into a TrackSet and written back.
+
+Flavours (research/formats.md §1):
+
+* ``mmdet`` (OpenMMLab: mmdet 3.x, mmtracking, QDTrack): 0-based ``frame_id``, ``instance_id``,
+  ``videos[].name``, ``mot_frame_id``/``visibility``/``mot_conf`` when MOT-derived.
+* ``bytetrack`` (ByteTrack, OC-SORT, CenterTrack): 1-based ``frame_id``, ``track_id``,
+  ``videos[].file_name``, ``prev_image_id``/``next_image_id``.
+
+The reader auto-detects the flavour. The writer meets the "strictest common denominator" of
+formats.md §1.9: an ``info`` key, unique positive ids, images grouped by video and sorted by
+frame, contiguous frame ids, ``area``/``iscrowd`` on every annotation, instance ids >= 1 and
+unique across the file.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import chain
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+
+from .. import __version__
+from ..atomic import atomic_write_bytes
+from .errors import AnnotationError, FormatError
+from .jsonscan import JSONError, scan_top_level
+from .trackset import Boxes, Frames, TrackSet, Videos
+
+__all__ = ["read_cocovid", "parse_cocovid", "write_cocovid", "cocovid_dict", "detect_flavor", "Flavor"]
+
+Flavor = Literal["mmdet", "bytetrack"]
+FLAVORS = ("mmdet", "bytetrack")
+
+_VIDEO_KEYS = {"id", "name", "file_name", "fps", "width", "height"}
+_IMAGE_KEYS = {"id", "video_id", "file_name", "height", "width", "frame_id", "mot_frame_id",
+               "prev_image_id", "next_image_id"}
+_ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "instance_id", "track_id",
+             "visibility", "mot_conf", "mot_instance_id", "video_id"}
+_NAN = float("nan")
+_MISSING = object()
+
+
+# --------------------------------------------------------------------------- reading
+class _Columns:
+    """Accumulates slices of records into typed column lists."""
+
+    def __init__(self, file: str, what: str, known: set[str]):
+        self.file, self.what, self.known = file, what, known
+        self.n = 0
+        self.cols: dict[str, list] = {}
+        self.extra_rows: list[int] = []
+        self.extra_vals: list[dict] = []
+
+    def _where(self, i: int, rec: Any) -> str:
+        rid = rec.get("id") if isinstance(rec, dict) else None
+        return f"{self.what}[{i}]" + (f" (id {rid})" if rid is not None else "")
+
+    def fail(self, i: int, what: str) -> AnnotationError:
+        return AnnotationError(self.file, f"{self.what}[{i}]", what)
+
+    def locate(self, chunk: list, base: int, key: str, kind: str) -> AnnotationError:
+        """Find the first record in ``chunk`` whose ``key`` is missing or not of ``kind``."""
+        for j, rec in enumerate(chunk):
+            if not isinstance(rec, dict):
+                return AnnotationError(self.file, f"{self.what}[{base + j}]", "is not an object")
+            if key not in rec:
+                return AnnotationError(self.file, self._where(base + j, rec), f"missing '{key}'")
+            v = rec[key]
+            if kind == "int" and not (isinstance(v, (int, bool)) or (isinstance(v, float) and v.is_integer())):
+                return AnnotationError(self.file, self._where(base + j, rec), f"'{key}' must be an integer, got {v!r}")
+            if kind == "num" and not isinstance(v, (int, float)):
+                return AnnotationError(self.file, self._where(base + j, rec), f"'{key}' must be a number, got {v!r}")
+            if kind == "str" and not isinstance(v, str):
+                return AnnotationError(self.file, self._where(base + j, rec), f"'{key}' must be a string, got {v!r}")
+            if kind == "box" and not (isinstance(v, list) and len(v) == 4
+                                      and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+                return AnnotationError(self.file, self._where(base + j, rec), f"'bbox' must be 4 numbers, got {v!r}")
+        return AnnotationError(self.file, self.what, f"bad '{key}' values")
+
+    def required(self, chunk: list, base: int, key: str, kind: str) -> list:
+        try:
+            vals = [r[key] for r in chunk]
+        except (KeyError, TypeError):
+            raise self.locate(chunk, base, key, kind) from None
+        return vals
+
+    def add_extras(self, chunk: list, base: int) -> None:
+        known = self.known
+        try:
+            lens = [len(r) for r in chunk]
+        except TypeError:
+            raise self.locate(chunk, base, "id", "int") from None
+        for j, (r, ln) in enumerate(zip(chunk, lens)):
+            # Cheap test first: most records hold only known keys.
+            if ln and not r.keys() <= known:
+                self.extra_rows.append(base + j)
+                self.extra_vals.append({k: v for k, v in r.items() if k not in known})
+
+    def extras(self) -> np.ndarray | None:
+        if not self.extra_rows:
+            return None
+        out = np.empty(self.n, dtype=object)
+        out[:] = None
+        for i, d in zip(self.extra_rows, self.extra_vals):
+            out[i] = d
+        return out
+
+
+def _ints(vals: list, cols: _Columns, chunk: list, base: int, key: str) -> np.ndarray:
+    try:
+        arr = np.fromiter(vals, dtype=np.float64, count=len(vals))
+    except (TypeError, ValueError):
+        raise cols.locate(chunk, base, key, "int") from None
+    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+        raise cols.locate(chunk, base, key, "int")
+    return arr.astype(np.int64)
+
+
+def _optional_floats(chunk: list, key: str, cols: _Columns, base: int) -> np.ndarray:
+    vals = [r.get(key, _NAN) for r in chunk]
+    try:
+        return np.fromiter(vals, dtype=np.float64, count=len(vals))
+    except (TypeError, ValueError):
+        for j, v in enumerate(vals):
+            if v is None or isinstance(v, (str, list, dict)):
+                raise AnnotationError(cols.file, cols._where(base + j, chunk[j]), f"'{key}' must be a number, got {v!r}")
+        raise
+
+
+class _ImageHandler(_Columns):
+    def __call__(self, chunk: list) -> None:
+        base = self.n
+        c = self.cols
+        c.setdefault("id", []).append(_ints(self.required(chunk, base, "id", "int"), self, chunk, base, "id"))
+        fn = self.required(chunk, base, "file_name", "str")
+        c.setdefault("file_name", []).append(fn)
+        vid = [r.get("video_id", -(2**62)) for r in chunk]
+        c.setdefault("video_id", []).append(_ints(vid, self, chunk, base, "video_id"))
+        c.setdefault("frame_id", []).append(_optional_floats(chunk, "frame_id", self, base))
+        c.setdefault("width", []).append(_optional_floats(chunk, "width", self, base))
+        c.setdefault("height", []).append(_optional_floats(chunk, "height", self, base))
+        c.setdefault("mot_frame_id", []).append(_optional_floats(chunk, "mot_frame_id", self, base))
+        c.setdefault("has_prev", []).append(sum(1 for r in chunk if "prev_image_id" in r))
+        self.add_extras(chunk, base)
+        self.n += len(chunk)
+
+
+class _AnnHandler(_Columns):
+    def __call__(self, chunk: list) -> None:
+        base = self.n
+        c = self.cols
+        c.setdefault("id", []).append(_ints(self.required(chunk, base, "id", "int"), self, chunk, base, "id"))
+        c.setdefault("image_id", []).append(
+            _ints(self.required(chunk, base, "image_id", "int"), self, chunk, base, "image_id"))
+        c.setdefault("category_id", []).append(
+            _ints(self.required(chunk, base, "category_id", "int"), self, chunk, base, "category_id"))
+        boxes = self.required(chunk, base, "bbox", "box")
+        try:
+            if any(len(b) != 4 for b in boxes):
+                raise TypeError
+            flat = np.fromiter(chain.from_iterable(boxes), dtype=np.float64, count=4 * len(boxes))
+        except (TypeError, ValueError):
+            raise self.locate(chunk, base, "bbox", "box") from None
+        c.setdefault("bbox", []).append(flat.reshape(-1, 4))
+        inst = [r.get("instance_id", r.get("track_id", _NAN)) for r in chunk]
+        try:
+            c.setdefault("instance", []).append(np.fromiter(inst, dtype=np.float64, count=len(inst)))
+        except (TypeError, ValueError):
+            # e.g. QDTrack's string instance ids: factorise them into integers.
+            c.setdefault("instance_str", []).append((base, inst))
+            c["instance"].append(np.full(len(inst), _NAN))
+        crowd = [r.get("iscrowd", 0) for r in chunk]
+        try:
+            c.setdefault("iscrowd", []).append(np.fromiter(crowd, dtype=np.float64, count=len(crowd)))
+        except (TypeError, ValueError):
+            raise self.locate(chunk, base, "iscrowd", "num") from None
+        for key in ("area", "visibility", "mot_conf", "mot_instance_id"):
+            c.setdefault(key, []).append(_optional_floats(chunk, key, self, base))
+        c.setdefault("video_id", []).append(_optional_floats(chunk, "video_id", self, base))
+        c.setdefault("n_track_id", []).append(sum(1 for r in chunk if "track_id" in r))
+        c.setdefault("n_instance_id", []).append(sum(1 for r in chunk if "instance_id" in r))
+        self.add_extras(chunk, base)
+        self.n += len(chunk)
+
+
+def _cat(parts: list, dtype=None, empty_shape=(0,)) -> np.ndarray:
+    if not parts:
+        return np.zeros(empty_shape, dtype=dtype or np.float64)
+    if isinstance(parts[0], list):
+        out = np.empty(sum(len(p) for p in parts), dtype=object)
+        i = 0
+        for p in parts:
+            out[i:i + len(p)] = p
+            i += len(p)
+        return out
+    return np.concatenate(parts)
+
+
+def _dup_error(file: str, what: str, ids: np.ndarray) -> AnnotationError | None:
+    if ids.size == 0:
+        return None
+    order = np.argsort(ids, kind="stable")
+    s = ids[order]
+    d = np.flatnonzero(s[1:] == s[:-1])
+    if d.size == 0:
+        return None
+    a, b = order[d[0]], order[d[0] + 1]
+    return AnnotationError(file, f"{what}[{b}]", f"duplicate id {int(ids[b])} (also {what}[{a}])")
+
+
+def detect_flavor(obj: dict) -> Flavor:
+    """Guess the flavour of a parsed COCO-VID dict (used for small files and tests)."""
+    anns = obj.get("annotations") or []
+    images = obj.get("images") or []
+    if any("track_id" in a for a in anns[:1000]) and not any("instance_id" in a for a in anns[:1000]):
+        return "bytetrack"
+    if any("instance_id" in a for a in anns[:1000]):
+        return "mmdet"
+    fids = [im.get("frame_id") for im in images if isinstance(im.get("frame_id"), (int, float))]
+    return "mmdet" if (not fids or min(fids) == 0) else "bytetrack"
+
+
+def read_cocovid(path: str | Path, *, invalid_boxes: Literal["error", "drop"] = "error") -> TrackSet:
+    """Read a COCO-VID file (either flavour, auto-detected) into a TrackSet.
+
+    Bad input raises :class:`AnnotationError` naming the file and the record.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise AnnotationError(path, None, "no such file") from None
+    except IsADirectoryError:
+        raise AnnotationError(path, None, "is a directory, expected a COCO-VID JSON file") from None
+    return parse_cocovid(data, str(path), invalid_boxes=invalid_boxes)
+
+
+def parse_cocovid(data: bytes, file: str = "<memory>", *,
+                  invalid_boxes: Literal["error", "drop"] = "error") -> TrackSet:
+    """Parse COCO-VID bytes; see :func:`read_cocovid`."""
+    handlers: dict[str, Any] = {}
+
+    def make():
+        handlers["images"] = _ImageHandler(file, "images", _IMAGE_KEYS)
+        handlers["annotations"] = _AnnHandler(file, "annotations", _ANN_KEYS)
+        return dict(handlers)
+
+    try:
+        top = scan_top_level(data, make)
+    except JSONError as e:
+        raise AnnotationError(file, f"line {e.line}, column {e.column}", str(e).split(": ", 1)[1]) from None
+    if not isinstance(top, dict):
+        raise FormatError(file, None, "top level is not a JSON object")
+    if "images" not in top:
+        raise FormatError(file, None, "no 'images' key: not a COCO-VID file",
+                          hint="MOT directories and YouTube-VIS files are read too; check the path")
+    return _build(top, handlers["images"], handlers["annotations"], file, invalid_boxes)
+
+
+def _build(top: dict, ih: _ImageHandler, ah: _AnnHandler, file: str, invalid_boxes: str) -> TrackSet:
+    warnings: list[str] = []
+    style: dict[str, Any] = {}
+    # ---------------- categories
+    cats = top.get("categories")
+    if cats is None:
+        raise AnnotationError(file, None, "missing 'categories'")
+    if not isinstance(cats, list):
+        raise AnnotationError(file, "categories", "must be a list")
+    for i, c in enumerate(cats):
+        if not isinstance(c, dict) or "id" not in c or "name" not in c:
+            raise AnnotationError(file, f"categories[{i}]", "needs 'id' and 'name'")
+        if not isinstance(c["id"], int) or isinstance(c["id"], bool):
+            raise AnnotationError(file, f"categories[{i}]", f"'id' must be an integer, got {c['id']!r}")
+    cat_ids = np.array([c["id"] for c in cats], dtype=np.int64)
+    err = _dup_error(file, "categories", cat_ids)
+    if err:
+        raise err
+
+    # ---------------- images
+    img_id = _cat(ih.cols.get("id", []), np.int64)
+    n_img = img_id.size
+    err = _dup_error(file, "images", img_id)
+    if err:
+        raise err
+    img_vid = _cat(ih.cols.get("video_id", []), np.int64)
+    frame_id = _cat(ih.cols.get("frame_id", []))
+    img_w = _cat(ih.cols.get("width", []))
+    img_h = _cat(ih.cols.get("height", []))
+    mot_fid = _cat(ih.cols.get("mot_frame_id", []))
+    file_name = _cat(ih.cols.get("file_name", []), object)
+    no_vid = img_vid == -(2**62)
+
+    # ---------------- videos
+    vids = top.get("videos")
+    if vids is not None and not isinstance(vids, list):
+        raise AnnotationError(file, "videos", "must be a list")
+    if n_img and no_vid.all() and not vids:
+        # An image-only COCO file: every image becomes a one-frame video (mmtracking's
+        # load_img_as_vid behaviour).
+        warnings.append(f"{n_img} images have no 'video_id': each is read as a one-frame video")
+        vids = [{"id": int(i), "name": str(f)} for i, f in zip(img_id.tolist(), file_name.tolist())]
+        img_vid = img_id.copy()
+        frame_id = np.zeros(n_img)
+        style["image_only"] = True
+    elif no_vid.any():
+        j = int(np.flatnonzero(no_vid)[0])
+        raise AnnotationError(file, f"images[{j}] (id {int(img_id[j])})", "missing 'video_id'")
+    if vids is None:
+        uv = np.unique(img_vid)
+        warnings.append("no 'videos' list: videos are made from the images' video_id")
+        vids = [{"id": int(v), "name": f"video_{int(v)}"} for v in uv]
+        style["no_videos"] = True
+    for i, v in enumerate(vids):
+        if not isinstance(v, dict) or not isinstance(v.get("id"), int):
+            raise AnnotationError(file, f"videos[{i}]", "needs an integer 'id'")
+    vid_ids = np.array([v["id"] for v in vids], dtype=np.int64)
+    err = _dup_error(file, "videos", vid_ids)
+    if err:
+        raise err
+    vid_order = np.argsort(vid_ids, kind="stable")
+    pos = np.searchsorted(vid_ids[vid_order], img_vid)
+    pos = np.clip(pos, 0, max(len(vids) - 1, 0))
+    ok = (vid_ids[vid_order][pos] == img_vid) if len(vids) else np.zeros(n_img, bool)
+    if n_img and not ok.all():
+        j = int(np.flatnonzero(~ok)[0])
+        raise AnnotationError(file, f"images[{j}] (id {int(img_id[j])})",
+                              f"video_id {int(img_vid[j])} is not in 'videos'")
+    img_vrow = vid_order[pos] if n_img else np.zeros(0, np.int64)
+
+    # frame ids
+    if n_img and np.isnan(frame_id).any():
+        j = int(np.flatnonzero(np.isnan(frame_id))[0])
+        raise AnnotationError(file, f"images[{j}] (id {int(img_id[j])})", "missing 'frame_id'")
+    if n_img and (frame_id < 0).any():
+        j = int(np.flatnonzero(frame_id < 0)[0])
+        raise AnnotationError(file, f"images[{j}] (id {int(img_id[j])})", f"frame_id {frame_id[j]:g} is negative")
+    order = np.lexsort((frame_id, img_vrow))
+    sv, sf = img_vrow[order], frame_id[order]
+    same = (sv[1:] == sv[:-1]) & (sf[1:] == sf[:-1])
+    if same.any():
+        j = int(order[np.flatnonzero(same)[0] + 1])
+        raise AnnotationError(file, f"images[{j}] (id {int(img_id[j])})",
+                              f"video {vids[int(img_vrow[j])]['id']} already has a frame_id {frame_id[j]:g}")
+    counts = np.bincount(img_vrow, minlength=len(vids))
+    voff = np.concatenate([[0], np.cumsum(counts)])
+    index = np.arange(n_img) - np.repeat(voff[:-1], counts)
+    first = np.full(len(vids), np.nan)
+    if n_img:
+        first[sv[np.r_[True, sv[1:] != sv[:-1]]]] = sf[np.r_[True, sv[1:] != sv[:-1]]]
+    if n_img:
+        base0 = bool(np.nanmin(first) == 0) if not style.get("image_only") else True
+    else:
+        base0 = True
+    flavor_guess = "mmdet" if base0 else "bytetrack"
+    expect = sf - np.repeat(np.nan_to_num(first), counts) if n_img else sf
+    gaps = n_img and not np.array_equal(expect, index.astype(np.float64))
+    if gaps:
+        nv = int(len(np.unique(sv[expect != index])))
+        warnings.append(f"{nv} video(s) have gaps in frame_id: frames renumbered contiguously "
+                        "(the original number is kept as the frame number)")
+    if n_img:
+        # frame ids must start at the flavour's base in every video
+        start = 0 if base0 else 1
+        bad = np.flatnonzero((first != start) & (counts > 0))
+        if bad.size and not gaps:
+            v = int(bad[0])
+            warnings.append(f"video {vids[v]['id']}: frame_id starts at {first[v]:g}, expected {start}")
+
+    # width/height fallback to the video's
+    v_w = np.array([float(v.get("width", _NAN) or _NAN) if isinstance(v.get("width", 0), (int, float)) else _NAN
+                    for v in vids])
+    v_h = np.array([float(v.get("height", _NAN) or _NAN) if isinstance(v.get("height", 0), (int, float)) else _NAN
+                    for v in vids])
+    for arr, varr, key in ((img_w, v_w, "width"), (img_h, v_h, "height")):
+        miss = np.isnan(arr)
+        if miss.any():
+            arr[miss] = varr[img_vrow[miss]] if len(vids) else _NAN
+            still = np.isnan(arr)
+            if still.any():
+                j = int(np.flatnonzero(still)[0])
+                raise AnnotationError(file, f"images[{j}] (id {int(img_id[j])})",
+                                      f"missing '{key}' (and its video has none)")
+            warnings.append(f"{int(miss.sum())} images lack '{key}': taken from their video")
+            style[f"image_no_{key}"] = True
+        if n_img and (arr <= 0).any():
+            j = int(np.flatnonzero(arr <= 0)[0])
+            raise AnnotationError(file, f"images[{j}] (id {int(img_id[j])})", f"'{key}' must be positive")
+
+    if base0:
+        number = np.where(np.isnan(mot_fid), frame_id + 1, mot_fid)
+    else:
+        number = np.where(np.isnan(mot_fid), frame_id, mot_fid)
+    style["mot_frame_id"] = bool(n_img and not np.isnan(mot_fid).all())
+    style["prev_next"] = bool(sum(ih.cols.get("has_prev", [])))
+    img_extra = ih.extras()
+    frames = Frames(
+        video=img_vrow[order].astype(np.int64),
+        index=index.astype(np.int64),
+        file_name=file_name[order],
+        id=img_id[order],
+        width=img_w[order].astype(np.int64),
+        height=img_h[order].astype(np.int64),
+        number=number[order],
+        extra=None if img_extra is None else img_extra[order],
+    )
+    frame_of_img = np.empty(n_img, np.int64)
+    frame_of_img[order] = np.arange(n_img)
+
+    videos = Videos(
+        name=np.array([str(v.get("name", v.get("file_name", f"video_{v['id']}"))) for v in vids], dtype=object),
+        id=vid_ids,
+        width=np.nan_to_num(v_w, nan=0).astype(np.int64),
+        height=np.nan_to_num(v_h, nan=0).astype(np.int64),
+        fps=np.array([float(v["fps"]) if isinstance(v.get("fps"), (int, float)) else _NAN for v in vids])
+        if any("fps" in v for v in vids) else None,
+        extra=_obj([{k: x for k, x in v.items() if k not in _VIDEO_KEYS} or None for v in vids]),
+    )
+    style["video_name"] = any("name" in v for v in vids)
+    style["video_file_name"] = any("file_name" in v for v in vids)
+    style["video_size"] = any("width" in v for v in vids)
+
+    # ---------------- annotations
+    n_ann = ah.n
+    cols = ah.cols
+    ann_id = _cat(cols.get("id", []), np.int64)
+    err = _dup_error(file, "annotations", ann_id)
+    if err:
+        raise err
+    ann_img = _cat(cols.get("image_id", []), np.int64)
+    ann_cat = _cat(cols.get("category_id", []), np.int64)
+    bbox = _cat(cols.get("bbox", []), empty_shape=(0, 4))
+    inst = _cat(cols.get("instance", []))
+    for base, strs in cols.get("instance_str", []):
+        inst[base:base + len(strs)] = np.unique(np.array([str(s) for s in strs], dtype=object),
+                                                return_inverse=True)[1] + 1 + (np.nanmax(inst) if np.isfinite(inst).any() else 0)
+        warnings.append("non-integer instance ids were mapped to integers")
+    crowd = _cat(cols.get("iscrowd", []))
+    img_sorted = np.argsort(img_id)
+    p = np.clip(np.searchsorted(img_id[img_sorted], ann_img), 0, max(n_img - 1, 0))
+    ok = img_id[img_sorted][p] == ann_img if n_img else np.zeros(n_ann, bool)
+    if n_ann and not ok.all():
+        j = int(np.flatnonzero(~ok)[0])
+        raise AnnotationError(file, f"annotations[{j}] (id {int(ann_id[j])})",
+                              f"image_id {int(ann_img[j])} is not in 'images'")
+    ann_frame = frame_of_img[img_sorted[p]] if n_ann else np.zeros(0, np.int64)
+    cat_known = np.isin(ann_cat, cat_ids)
+    if not cat_known.all():
+        j = int(np.flatnonzero(~cat_known)[0])
+        raise AnnotationError(file, f"annotations[{j}] (id {int(ann_id[j])})",
+                              f"category_id {int(ann_cat[j])} is not in 'categories'")
+    ann_vid = _cat(cols.get("video_id", []))
+    has_vid = ~np.isnan(ann_vid)
+    if has_vid.any():
+        mism = has_vid & (ann_vid != vid_ids[frames.video[ann_frame]] if n_ann else has_vid)
+        if mism.any():
+            j = int(np.flatnonzero(mism)[0])
+            raise AnnotationError(file, f"annotations[{j}] (id {int(ann_id[j])})",
+                                  f"video_id {int(ann_vid[j])} differs from its image's video "
+                                  f"{int(vid_ids[frames.video[ann_frame[j]]])}")
+    style["ann_video_id"] = bool(has_vid.any())
+    # box validity
+    w, h = bbox[:, 2], bbox[:, 3]
+    bad = ~np.isfinite(bbox).all(axis=1) | (w <= 0) | (h <= 0)
+    keep = np.ones(n_ann, bool)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        if invalid_boxes == "error":
+            raise AnnotationError(file, f"annotations[{j}] (id {int(ann_id[j])})",
+                                  f"bbox {bbox[j].tolist()} has non-positive or NaN size",
+                                  hint="pass --drop-invalid-boxes to skip such boxes")
+        keep = ~bad
+        warnings.append(f"dropped {int(bad.sum())} boxes with non-positive or NaN size")
+    fw = frames.width[ann_frame].astype(np.float64)
+    fh = frames.height[ann_frame].astype(np.float64)
+    outside = keep & ((bbox[:, 0] < 0) | (bbox[:, 1] < 0) | (bbox[:, 0] + w > fw) | (bbox[:, 1] + h > fh))
+    if outside.any():
+        warnings.append(f"{int(outside.sum())} boxes extend past their frame (kept as they are; "
+                        "clipped when cut into clips)")
+
+    # tracks: instance ids unique across the file and never shared by two videos
+    ann_vrow = frames.video[ann_frame]
+    no_inst = np.isnan(inst) | (inst < 0)
+    track = np.where(no_inst, 0, inst).astype(np.int64)
+    if n_ann:
+        pairs = np.unique(np.stack([track[~no_inst], ann_vrow[~no_inst]], 1), axis=0)
+        shared = pairs.shape[0] != np.unique(pairs[:, 0]).size
+        if shared:
+            key = ann_vrow.astype(np.int64) * (int(track.max()) + 2) + track
+            _, inv = np.unique(key, return_inverse=True)
+            track = inv.astype(np.int64) + 1
+            warnings.append("instance ids repeat across videos: tracks renumbered per (video, id)")
+            style["renumbered_tracks"] = True
+        if no_inst.any():
+            nxt = int(track.max()) + 1 if n_ann else 1
+            track[no_inst] = np.arange(nxt, nxt + int(no_inst.sum()))
+            if not style.get("image_only"):
+                warnings.append(f"{int(no_inst.sum())} boxes have no instance/track id: each got its own track")
+            style["no_instance"] = int(no_inst.sum())
+        if (track[~no_inst] == 0).any():
+            warnings.append("instance ids start at 0: written back from 1 (mmdet treats 0 as missing)")
+    n_tid, n_iid = sum(cols.get("n_track_id", [])), sum(cols.get("n_instance_id", []))
+    style["flavor"] = ("bytetrack" if n_tid > n_iid else "mmdet") if (n_tid or n_iid) else flavor_guess
+    style["num_instances"] = "num_instances" in top
+    style["frame_base"] = 0 if base0 else 1
+
+    vis = _cat(cols.get("visibility", []))
+    conf = _cat(cols.get("mot_conf", []))
+    area = _cat(cols.get("area", []))
+    src = _cat(cols.get("mot_instance_id", []))
+    ann_extra = ah.extras()
+    box_order = np.argsort(ann_frame, kind="stable")
+    box_order = box_order[keep[box_order]]
+    boxes = Boxes(
+        frame=ann_frame[box_order],
+        bbox=bbox[box_order],
+        track=track[box_order],
+        category=ann_cat[box_order],
+        id=ann_id[box_order],
+        iscrowd=(crowd[box_order] != 0).astype(np.int8),
+        visibility=None if np.isnan(vis).all() else vis[box_order],
+        conf=None if np.isnan(conf).all() else conf[box_order],
+        area=None if np.isnan(area).all() else area[box_order],
+        source_track=None if np.isnan(src).all() else src[box_order],
+        extra=None if ann_extra is None else ann_extra[box_order],
+    )
+    meta = {k: v for k, v in top.items() if k not in ("images", "annotations", "videos", "categories")}
+    ts = TrackSet(videos=videos, frames=frames, boxes=boxes, categories=list(cats), meta=meta,
+                  source=file, source_format=f"cocovid-{style['flavor']}", warnings=warnings, style=style)
+    return ts
+
+
+def _obj(items: list) -> np.ndarray | None:
+    if all(x is None for x in items):
+        return None
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+def _num(x: float) -> int | float:
+    """JSON number: integral floats become ints so files stay compact and exact."""
+    return int(x) if x.is_integer() and abs(x) < 2**53 else x
+
+
+def _ids_or_renumber(ids: np.ndarray) -> np.ndarray:
+    if ids.size and ids.min() >= 1 and np.unique(ids).size == ids.size:
+        return ids
+    return np.arange(1, ids.size + 1, dtype=np.int64)
+
+
+def cocovid_dict(ts: TrackSet, flavor: Flavor | None = None, *, info: dict | None = None) -> dict:
+    """The COCO-VID document for ``ts`` as a dict (see module docstring for the rules)."""
+    flavor = flavor or ts.style.get("flavor", "mmdet")
+    if flavor not in FLAVORS:
+        raise ValueError(f"unknown flavour {flavor!r}; expected one of {FLAVORS}")
+    same = flavor == ts.style.get("flavor")
+    style = ts.style if same else {}
+    mot = ts.has_mot_fields()
+
+    vid_ids = _ids_or_renumber(ts.videos.id)
+    img_ids = _ids_or_renumber(ts.frames.id)
+    ann_ids = _ids_or_renumber(ts.boxes.id)
+    track = ts.boxes.track
+    if track.size and (track.min() < 1 or track.max() >= 2**31):
+        _, inv = np.unique(track, return_inverse=True)
+        track = inv.astype(np.int64) + 1
+
+    # videos
+    videos = []
+    fps = ts.videos.fps
+    write_name = flavor == "mmdet" or style.get("video_name", False)
+    write_file_name = flavor == "bytetrack" or style.get("video_file_name", False)
+    write_size = style.get("video_size", True)
+    vextra = ts.videos.extra
+    for v in range(ts.num_videos):
+        d: dict[str, Any] = {"id": int(vid_ids[v])}
+        name = str(ts.videos.name[v])
+        if write_name:
+            d["name"] = name
+        if write_file_name:
+            d["file_name"] = name
+        if fps is not None and not math.isnan(fps[v]):
+            d["fps"] = _num(float(fps[v]))
+        if write_size and ts.videos.width[v] > 0:
+            d["width"] = int(ts.videos.width[v])
+            d["height"] = int(ts.videos.height[v])
+        if vextra is not None and vextra[v]:
+            d.update(vextra[v])
+        videos.append(d)
+
+    # images
+    base = 0 if flavor == "mmdet" else 1
+    fr = ts.frames
+    f_vid = vid_ids[fr.video].tolist()
+    f_id = img_ids.tolist()
+    f_idx = (fr.index + base).tolist()
+    f_w, f_h = fr.width.tolist(), fr.height.tolist()
+    f_name = fr.file_name.tolist()
+    write_mot_fid = fr.number is not None and (style.get("mot_frame_id", False) if same else (mot and flavor == "mmdet"))
+    numbers = [_num(x) for x in fr.number.tolist()] if write_mot_fid else None
+    write_prev_next = flavor == "bytetrack" and style.get("prev_next", True)
+    voff = ts.video_offsets()
+    first_of_video = np.zeros(len(fr), bool)
+    last_of_video = np.zeros(len(fr), bool)
+    nonempty = np.diff(voff) > 0
+    first_of_video[voff[:-1][nonempty]] = True
+    last_of_video[voff[1:][nonempty] - 1] = True
+    fextra = fr.extra
+    images = []
+    for i in range(len(fr)):
+        d = {"id": f_id[i], "video_id": f_vid[i], "file_name": f_name[i], "height": f_h[i], "width": f_w[i],
+             "frame_id": f_idx[i]}
+        if numbers is not None and not math.isnan(numbers[i]):
+            d["mot_frame_id"] = numbers[i]
+        if write_prev_next:
+            d["prev_image_id"] = -1 if first_of_video[i] else f_id[i - 1]
+            d["next_image_id"] = -1 if last_of_video[i] else f_id[i + 1]
+        if fextra is not None and fextra[i]:
+            d.update(fextra[i])
+        images.append(d)
+
+    # annotations
+    b = ts.boxes
+    a_img = img_ids[b.frame].tolist()
+    a_vid = vid_ids[fr.video[b.frame]].tolist()
+    bbox = [[_num(x) for x in row] for row in b.bbox.tolist()]
+    area = b.bbox[:, 2] * b.bbox[:, 3]
+    if b.area is not None:
+        area = np.where(np.isnan(b.area), area, b.area)
+    area_l = [_num(x) for x in area.tolist()]
+    tr = track.tolist()
+    cat = b.category.tolist()
+    crowd = b.iscrowd.astype(int).tolist()
+    aid = ann_ids.tolist()
+    vis = b.visibility.tolist() if b.visibility is not None else None
+    conf = b.conf.tolist() if b.conf is not None else None
+    src = b.source_track.tolist() if b.source_track is not None else None
+    write_ann_vid = style.get("ann_video_id", True) if same else True
+    no_inst = style.get("image_only") and same
+    id_key = "instance_id" if flavor == "mmdet" else "track_id"
+    aextra = b.extra
+    anns = []
+    for i in range(len(b)):
+        d = {"id": aid[i], "image_id": a_img[i], "category_id": cat[i], "bbox": bbox[i], "area": area_l[i],
+             "iscrowd": crowd[i]}
+        if not no_inst:
+            d[id_key] = tr[i]
+        if write_ann_vid:
+            d["video_id"] = a_vid[i]
+        if vis is not None and not math.isnan(vis[i]):
+            d["visibility"] = _num(vis[i])
+        if conf is not None and not math.isnan(conf[i]):
+            d["mot_conf"] = _num(conf[i])
+        if src is not None and not math.isnan(src[i]):
+            d["mot_instance_id"] = int(src[i])
+        if aextra is not None and aextra[i]:
+            d.update(aextra[i])
+        anns.append(d)
+
+    out: dict[str, Any] = {}
+    meta = dict(ts.meta)
+    out["info"] = info if info is not None else meta.pop("info", None) or {
+        "description": "written by tdgen", "version": __version__}
+    meta.pop("info", None)
+    out["licenses"] = meta.pop("licenses", [])
+    out["categories"] = [dict(c) for c in ts.categories]
+    out["videos"] = videos
+    out["images"] = images
+    out["annotations"] = anns
+    if style.get("num_instances", mot and flavor == "mmdet") or "num_instances" in meta:
+        meta.pop("num_instances", None)
+        out["num_instances"] = int(np.unique(track).size)
+    out.update(meta)
+    return out
+
+
+def write_cocovid(ts: TrackSet, path: str | Path, flavor: Flavor | None = None, *, info: dict | None = None,
+                  indent: bool = False) -> Path:
+    """Write ``ts`` as COCO-VID (atomically) and return the path.
+
+    ``flavor`` defaults to the flavour the set was read in (``mmdet`` for other sources).
+    Raises :class:`OutputError` if an id would collide.
+    """
+    from .errors import OutputError
+
+    doc = cocovid_dict(ts, flavor, info=info)
+    for key in ("videos", "images", "annotations"):
+        ids = np.fromiter((d["id"] for d in doc[key]), dtype=np.int64, count=len(doc[key]))
+        if np.unique(ids).size != ids.size:
+            raise OutputError(f"{path}: duplicate {key} ids in the output (a bug: please report it)")
+    opt = orjson.OPT_INDENT_2 if indent else 0
+    path = Path(path)
+    atomic_write_bytes(path, orjson.dumps(doc, option=opt))
+    return path

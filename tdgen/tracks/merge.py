@@ -1,0 +1,148 @@
+"""Merging training sets: a base COCO-VID set plus extra (e.g. synthetic) sets.
+
+Rules (research/formats.md §6.4): the base file is kept as it is (its categories, order and
+flavour); every id of an extra set is offset past the running maximum, so nothing collides;
+categories are matched by name; image paths and video names of each extra get a prefix; the
+result is checked for unique ids before it is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from .cocovid import _ids_or_renumber
+from .errors import AnnotationError, OutputError, UsageError
+from .trackset import Boxes, Frames, TrackSet, Videos
+
+__all__ = ["MergeOptions", "merge_tracksets", "subsample_videos"]
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    prefixes: tuple[str, ...] = ()  # one for all extras, or one per extra
+    add_categories: bool = False
+    ratio: float | None = None  # keep this fraction of each extra's videos
+    max_videos: int | None = None  # keep at most this many videos of each extra
+    seed: int = 0
+
+
+def subsample_videos(ts: TrackSet, ratio: float | None, max_videos: int | None, seed: int) -> TrackSet:
+    """Seeded subset of whole videos (order kept)."""
+    n = ts.num_videos
+    k = n
+    if ratio is not None:
+        if not 0 < ratio <= 1:
+            raise UsageError(f"--ratio must be in (0, 1], got {ratio}")
+        k = min(k, max(1, int(round(n * ratio)))) if n else 0
+    if max_videos is not None:
+        if max_videos < 0:
+            raise UsageError(f"--max-videos must be >= 0, got {max_videos}")
+        k = min(k, max_videos)
+    if k == n:
+        return ts
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, size=k, replace=False))
+    return ts.select_videos(rows)
+
+
+def _join(prefix: str, name: str) -> str:
+    if not prefix:
+        return name
+    return prefix.rstrip("/") + "/" + name.lstrip("/")
+
+
+def merge_tracksets(base: TrackSet, extras: Sequence[TrackSet], options: MergeOptions = MergeOptions()) -> TrackSet:
+    """Return ``base`` followed by every extra set, with ids offset and categories matched by name."""
+    prefixes = options.prefixes
+    if len(prefixes) not in (0, 1, len(extras)):
+        raise UsageError(f"give one --prefix for all extra sets or one per extra set "
+                         f"({len(extras)}), not {len(prefixes)}")
+    categories = [dict(c) for c in base.categories]
+    by_name = {str(c["name"]): int(c["id"]) for c in categories}
+    if len(by_name) != len(categories):
+        raise AnnotationError(base.source, "categories", "two categories share a name; cannot match by name")
+
+    vid_ids = [_ids_or_renumber(base.videos.id)]
+    img_ids = [_ids_or_renumber(base.frames.id)]
+    ann_ids = [_ids_or_renumber(base.boxes.id)]
+    btrack = base.boxes.track
+    if btrack.size and btrack.min() < 1:
+        btrack = np.unique(btrack, return_inverse=True)[1].astype(np.int64) + 1
+    tracks = [btrack]
+    cat_cols = [base.boxes.category]
+    videos, frames, boxes = [base.videos], [base.frames], [base.boxes]
+    warnings = list(base.warnings)
+
+    def top(parts: list[np.ndarray]) -> int:
+        return max((int(p.max()) for p in parts if p.size), default=0)
+
+    for e, ts in enumerate(extras):
+        ts = subsample_videos(ts, options.ratio, options.max_videos, options.seed + e)
+        prefix = prefixes[0] if len(prefixes) == 1 else (prefixes[e] if prefixes else "")
+        # categories by name
+        mapping: dict[int, int] = {}
+        for c in ts.categories:
+            name = str(c["name"])
+            if name not in by_name:
+                used = np.isin(ts.boxes.category, [int(c["id"])]).any()
+                if not used:
+                    continue
+                if not options.add_categories:
+                    raise AnnotationError(ts.source, "categories", f"category {name!r} is not in the base set "
+                                          f"({', '.join(sorted(by_name)) or 'none'})",
+                                          hint="pass --add-categories to append it")
+                new_id = max([int(x["id"]) for x in categories], default=0) + 1
+                categories.append({**c, "id": new_id})
+                by_name[name] = new_id
+            mapping[int(c["id"])] = by_name[name]
+        src_ids = np.array(sorted(mapping), dtype=np.int64)
+        dst_ids = np.array([mapping[i] for i in src_ids], dtype=np.int64)
+        cat = dst_ids[np.searchsorted(src_ids, ts.boxes.category)] if ts.num_boxes else ts.boxes.category
+        cat_cols.append(cat)
+
+        vid_ids.append(_ids_or_renumber(ts.videos.id) - 1 + top(vid_ids) + 1)
+        img_ids.append(_ids_or_renumber(ts.frames.id) - 1 + top(img_ids) + 1)
+        ann_ids.append(_ids_or_renumber(ts.boxes.id) - 1 + top(ann_ids) + 1)
+        t = ts.boxes.track
+        t_rank = np.unique(t, return_inverse=True)[1].astype(np.int64) if t.size else t
+        tracks.append(t_rank + top(tracks) + 1)
+        videos.append(replace(ts.videos, name=np.array([_join(prefix, str(n)) for n in ts.videos.name], dtype=object)))
+        frames.append(replace(ts.frames, file_name=np.array([_join(prefix, str(n)) for n in ts.frames.file_name],
+                                                            dtype=object)))
+        boxes.append(ts.boxes)
+        warnings.extend(f"{ts.source}: {w}" for w in ts.warnings)
+
+    v_off = np.cumsum([0] + [len(v) for v in videos])
+    f_off = np.cumsum([0] + [len(f) for f in frames])
+    merged_v = Videos.concat(videos)
+    merged_f = Frames.concat(frames)
+    merged_b = Boxes.concat(boxes)
+    merged_v.id = np.concatenate(vid_ids)
+    merged_f.id = np.concatenate(img_ids)
+    merged_f.video = np.concatenate([f.video + v_off[i] for i, f in enumerate(frames)])
+    merged_b.id = np.concatenate(ann_ids)
+    merged_b.track = np.concatenate(tracks)
+    merged_b.category = np.concatenate(cat_cols)
+    merged_b.frame = np.concatenate([b.frame + f_off[i] for i, b in enumerate(boxes)])
+    out = TrackSet(videos=merged_v, frames=merged_f, boxes=merged_b, categories=categories,
+                   meta=dict(base.meta), source=base.source, source_format=base.source_format,
+                   warnings=warnings, style=dict(base.style))
+    _check_unique(out)
+    return out
+
+
+def _check_unique(ts: TrackSet) -> None:
+    for what, ids in (("video", ts.videos.id), ("image", ts.frames.id), ("annotation", ts.boxes.id)):
+        if np.unique(ids).size != ids.size:
+            raise OutputError(f"merge produced duplicate {what} ids (a bug: please report it)")
+    names = ts.videos.name
+    if len(set(names.tolist())) != len(names):
+        dup = next(n for n in names.tolist() if list(names).count(n) > 1)
+        raise OutputError(f"two videos would be named {dup!r}; give the extra sets a --prefix")
+    files = ts.frames.file_name
+    if len(set(files.tolist())) != len(files):
+        raise OutputError("two images would share a file name; give the extra sets a --prefix")
+    ts.check()
