@@ -239,8 +239,20 @@ def read_cocovid(path: str | Path, *, invalid_boxes: Literal["error", "drop"] = 
 
 
 def parse_cocovid(data: bytes, file: str = "<memory>", *,
-                  invalid_boxes: Literal["error", "drop"] = "error") -> TrackSet:
-    """Parse COCO-VID bytes; see :func:`read_cocovid`."""
+                  invalid_boxes: Literal["error", "drop"] = "error", chunk_bytes: int = 8 << 20,
+                  fast_path_bytes: int = 4 << 20) -> TrackSet:
+    """Parse COCO-VID bytes; see :func:`read_cocovid`.
+
+    Files of ``fast_path_bytes`` or more first try the pyarrow path (no Python object per
+    record); anything it does not handle exactly goes through the streaming orjson path.
+    """
+    if len(data) >= fast_path_bytes:
+        from .arrowjson import fast_columns
+
+        fast = fast_columns(data)
+        if fast is not None:
+            top, images, anns = fast
+            return _build(top, images, anns, file, invalid_boxes)
     handlers: dict[str, Any] = {}
 
     def make():
@@ -249,7 +261,7 @@ def parse_cocovid(data: bytes, file: str = "<memory>", *,
         return dict(handlers)
 
     try:
-        top = scan_top_level(data, make)
+        top = scan_top_level(data, make, chunk_bytes=chunk_bytes)
     except JSONError as e:
         raise AnnotationError(file, f"line {e.line}, column {e.column}", str(e).split(": ", 1)[1]) from None
     if not isinstance(top, dict):
@@ -260,7 +272,7 @@ def parse_cocovid(data: bytes, file: str = "<memory>", *,
     return _build(top, handlers["images"], handlers["annotations"], file, invalid_boxes)
 
 
-def _build(top: dict, ih: _ImageHandler, ah: _AnnHandler, file: str, invalid_boxes: str) -> TrackSet:
+def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackSet:
     warnings: list[str] = []
     style: dict[str, Any] = {}
     # ---------------- categories

@@ -1,0 +1,195 @@
+"""The fast path for big COCO-VID files: pyarrow's C++ JSON reader straight into columns.
+
+The ``images`` and ``annotations`` arrays are turned into newline-delimited JSON (one object a
+line) and parsed by pyarrow with the known fields' types given, so no Python object is made
+per record. Any surprise (a type that differs from the expected one, a missing required field,
+a ``null``, nested arrays of objects, pretty-printed input) makes this path give up and return
+``None``; the caller then uses the exact, slower path, which also produces located errors.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import numpy as np
+import orjson
+
+try:  # pyarrow is a core dependency, but keep the module importable without it
+    import pyarrow as pa
+    import pyarrow.json as pj
+except ImportError:  # pragma: no cover
+    pa = None
+
+_SEP = re.compile(rb"\}\s*,\s*\{")
+_END = re.compile(rb"\}\s*\]\s*(?=[,}])")
+
+_IMAGE_SCHEMA = [("id", "i"), ("video_id", "i"), ("file_name", "s"), ("height", "f"), ("width", "f"),
+                 ("frame_id", "f"), ("mot_frame_id", "f"), ("prev_image_id", "i"), ("next_image_id", "i")]
+_ANN_SCHEMA = [("id", "i"), ("image_id", "i"), ("category_id", "i"), ("bbox", "b"), ("area", "f"),
+               ("iscrowd", "i"), ("instance_id", "i"), ("track_id", "i"), ("visibility", "f"), ("mot_conf", "f"),
+               ("mot_instance_id", "f"), ("video_id", "f")]
+_REQUIRED = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox")}
+
+
+def _schema(spec):
+    types = {"i": pa.int64(), "f": pa.float64(), "s": pa.string(), "b": pa.list_(pa.float64())}
+    return pa.schema([(k, types[t]) for k, t in spec])
+
+
+def _span(data: bytes, key: str) -> tuple[int, int, int] | None:
+    """(start of '[', start of body, end after ']') of a top-level array of objects."""
+    m = re.search(rb'"' + key.encode() + rb'"\s*:\s*\[', data)
+    if m is None:
+        return None
+    body = m.end()
+    j = body
+    while j < len(data) and data[j] in b" \t\r\n":
+        j += 1
+    if j < len(data) and data[j] == ord("]"):
+        return m.end() - 1, body, j + 1
+    e = _END.search(data, body)
+    if e is None:
+        return None
+    close = data.index(b"]", e.start())
+    return m.end() - 1, body, close + 1
+
+
+def _table(body: bytes, spec) -> "pa.Table | None":
+    if b"\n" in body or b"\r" in body:
+        return None  # pretty-printed: leave it to the exact path
+    # Compact separators are replaced at memcpy speed; a cut inside a string or a nested array
+    # of objects makes pyarrow fail, and the caller falls back to the exact path.
+    ndjson = body.replace(b"},{", b"}\n{").replace(b"}, {", b"}\n{")
+    try:
+        return pj.read_json(
+            io.BytesIO(ndjson),
+            read_options=pj.ReadOptions(block_size=16 << 20),
+            parse_options=pj.ParseOptions(explicit_schema=_schema(spec), unexpected_field_behavior="infer"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+
+
+def _num(col: "pa.ChunkedArray", fill: float) -> np.ndarray:
+    col = col.cast(pa.float64())
+    if col.null_count:
+        col = col.fill_null(fill)
+    return col.to_numpy().astype(np.float64, copy=False)
+
+
+class ArrowColumns:
+    """Columns in the shape the COCO-VID builder expects (see ``cocovid._Columns``)."""
+
+    def __init__(self, table: "pa.Table", known: set[str]):
+        self.n = table.num_rows
+        self.cols: dict[str, list] = {}
+        self._extra_names = [n for n in table.column_names if n not in known]
+        self._table = table
+
+    def extras(self) -> np.ndarray | None:
+        if not self._extra_names:
+            return None
+        values = [self._table.column(k).to_pylist() for k in self._extra_names]
+        out = np.empty(self.n, dtype=object)
+        out[:] = [dict(zip(self._extra_names, row)) for row in zip(*values)]
+        return out
+
+
+def fast_columns(data: bytes) -> tuple[dict, ArrowColumns, ArrowColumns] | None:
+    """``(top-level dict without the big arrays, image columns, annotation columns)`` or ``None``."""
+    if pa is None:
+        return None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    spans = {}
+    for key in ("images", "annotations"):
+        s = _span(data, key)
+        if s is not None:
+            spans[key] = s
+    if "images" not in spans:
+        return None
+    order = sorted(spans.items(), key=lambda kv: kv[1][0])
+    parts, last = [], 0
+    for _, (lb, _, end) in order:
+        parts.append(data[last:lb])
+        parts.append(b"[]")
+        last = end
+    parts.append(data[last:])
+    try:
+        top = orjson.loads(b"".join(parts))
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(top, dict) or any(top.get(k) != [] for k in spans):
+        return None
+    tables = {}
+    for key, spec in (("images", _IMAGE_SCHEMA), ("annotations", _ANN_SCHEMA)):
+        if key not in spans:
+            tables[key] = None
+            continue
+        _, body, end = spans[key]
+        inner = data[body:data.rindex(b"]", body, end)].strip()
+        if not inner:
+            tables[key] = None
+            continue
+        t = _table(inner, spec)
+        if t is None:
+            return None
+        for req in _REQUIRED[key]:
+            if t.column(req).null_count:
+                return None
+        for name in t.column_names:
+            if name not in dict(spec) and t.column(name).null_count:
+                return None  # an extra key absent in some records (or null): keep exactness
+        tables[key] = t
+    for key in spans:
+        top[key] = None
+    img = _image_columns(tables["images"])
+    ann = _ann_columns(tables["annotations"])
+    if img is None or ann is None:
+        return None
+    return top, img, ann
+
+
+def _image_columns(t: "pa.Table | None") -> ArrowColumns | None:
+    known = {k for k, _ in _IMAGE_SCHEMA}
+    if t is None:
+        t = pa.table({k: pa.array([], type=_schema(_IMAGE_SCHEMA).field(k).type) for k, _ in _IMAGE_SCHEMA})
+    c = ArrowColumns(t, known)
+    col = t.column
+    c.cols["id"] = [col("id").to_numpy().astype(np.int64)]
+    c.cols["file_name"] = [col("file_name").to_pylist()]
+    vid = col("video_id")
+    c.cols["video_id"] = [vid.fill_null(-(2**62)).to_numpy().astype(np.int64)]
+    for k in ("frame_id", "width", "height", "mot_frame_id"):
+        c.cols[k] = [_num(col(k), np.nan)]
+    c.cols["has_prev"] = [t.num_rows - col("prev_image_id").null_count]
+    return c
+
+
+def _ann_columns(t: "pa.Table | None") -> ArrowColumns | None:
+    known = {k for k, _ in _ANN_SCHEMA}
+    if t is None:
+        t = pa.table({k: pa.array([], type=_schema(_ANN_SCHEMA).field(k).type) for k, _ in _ANN_SCHEMA})
+    c = ArrowColumns(t, known)
+    col = t.column
+    for k in ("id", "image_id", "category_id"):
+        c.cols[k] = [col(k).to_numpy().astype(np.int64)]
+    bbox = col("bbox").combine_chunks()
+    if t.num_rows:
+        offs = np.diff(bbox.offsets.to_numpy())
+        if not np.all(offs == 4) or bbox.values.null_count:
+            return None
+        c.cols["bbox"] = [bbox.values.to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)]
+    else:
+        c.cols["bbox"] = [np.zeros((0, 4))]
+    inst = _num(col("instance_id"), np.nan)
+    tid = _num(col("track_id"), np.nan)
+    c.cols["instance"] = [np.where(np.isnan(inst), tid, inst)]
+    c.cols["iscrowd"] = [_num(col("iscrowd"), 0.0)]
+    for k in ("area", "visibility", "mot_conf", "mot_instance_id", "video_id"):
+        c.cols[k] = [_num(col(k), np.nan)]
+    c.cols["n_track_id"] = [t.num_rows - col("track_id").null_count]
+    c.cols["n_instance_id"] = [t.num_rows - col("instance_id").null_count]
+    return c
