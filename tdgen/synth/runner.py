@@ -1,0 +1,395 @@
+"""``tdgen synth``: plan clips from an annotation file, generate them in batches, write outputs.
+
+The runner is independent of the model: it calls a *generator* (``clips, prompts, seeds ->
+frames``), which is the TrackDiffusion pipeline in real runs and a cheap stand-in in tests of
+resuming and sharding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from ..tracks.clips import Clip, ClipSpec, clip_seed, plan_clips, select_clips, stable_shard
+from ..tracks.errors import UsageError
+from ..tracks.io import read_tracks
+from ..tracks.trackset import TrackSet
+from .finalize import finalize
+from .outputs import SynthDir, encode_image
+
+__all__ = ["SynthOptions", "Generator", "run_synth", "plan_synth", "shard_from_env", "parse_shard", "make_prompt"]
+
+
+class Generator(Protocol):
+    """What the runner needs from a model."""
+
+    model_id: str
+    model_hash: str
+    resolution: tuple[int, int]  # (W, H) the model generates at
+    dtype: str
+
+    def __call__(self, clips: Sequence[Clip], prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
+        """(B, F, H, W, 3) uint8 RGB frames."""
+
+
+@dataclass
+class SynthOptions:
+    ann: Path
+    out: Path
+    frames: int = 16
+    stride: int | None = None
+    step: int = 1
+    slots: int = 20
+    overflow: str = "longest"
+    min_tracks: int = 1
+    videos: tuple[str, ...] = ()
+    max_clips: int | None = None
+    seed: int = 0
+    batch_size: int = 4
+    steps: int = 50
+    guidance: float = 5.0
+    guidance_kind: str = "cfg"
+    prompt_template: str = "a video of {categories}"
+    captions: Path | None = None
+    out_size: tuple[int, int] | None = None  # (W, H)
+    image_format: str = "png"
+    quality: int = 95
+    flavor: str = "mmdet"
+    mot: bool = False
+    preview: bool = False
+    overwrite: bool = False
+    shard: tuple[int, int] | None = None  # (k, n)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 0 <= K < N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= k < n:
+        raise UsageError(f"--shard {text}: need 0 <= K < N")
+    return k, n
+
+
+def shard_from_env() -> tuple[int, int] | None:
+    """(rank, world size) when launched by ``torchrun`` or ``accelerate launch`` with > 1 process."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return None
+    return (rank, world) if world > 1 else None
+
+
+def _load_captions(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    from ..tracks.errors import AnnotationError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise AnnotationError(path, None, e.strerror or "cannot read") from None
+    if path.suffix.lower() == ".json":
+        try:
+            obj = json.loads(text)
+        except ValueError as e:
+            raise AnnotationError(path, None, f"invalid JSON ({e})") from None
+        if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+            raise AnnotationError(path, None, "expected an object mapping video names to caption strings")
+        return obj
+    out = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if "\t" not in line:
+            raise AnnotationError(path, f"line {i}", "expected '<video name><TAB><caption>'")
+        name, cap = line.split("\t", 1)
+        out[name.strip()] = cap.strip()
+    return out
+
+
+def make_prompt(clip: Clip, template: str, captions: dict[str, str]) -> str:
+    """The clip's caption from ``captions`` (by video name), else the template filled in."""
+    if clip.video_name in captions:
+        return captions[clip.video_name]
+    names = list(dict.fromkeys(n for n in clip.category_names if n))
+    try:
+        return template.format(categories=", ".join(names) if names else "objects", video=clip.video_name)
+    except (KeyError, IndexError) as e:
+        raise UsageError(f"--prompt template {template!r}: unknown field {e}; use {{categories}} or {{video}}") from None
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".txt", ".ini", ".json")) \
+        if path.is_dir() else [path]
+    for p in files:
+        h.update(str(p.relative_to(path) if path.is_dir() else p.name).encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class SynthPlan:
+    ts: TrackSet
+    clips: list[Clip]  # every planned clip, all shards, in plan order
+    order: dict[str, int]
+    prompts: dict[str, str]
+    seeds: dict[str, int]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_synth(opts: SynthOptions) -> SynthPlan:
+    """Read the annotations and cut them into the clips to generate (all shards)."""
+    ts = read_tracks(opts.ann)
+    spec = ClipSpec(frames=opts.frames, stride=opts.stride, step=opts.step, max_slots=opts.slots,
+                    overflow=opts.overflow, min_tracks=opts.min_tracks)
+    clips = plan_clips(ts, spec, videos=list(opts.videos) or None)
+    clips = select_clips(clips, opts.max_clips, opts.seed)
+    if not clips:
+        raise UsageError(f"{opts.ann}: no clip of {opts.frames} frames with at least {opts.min_tracks} track(s); "
+                         "try fewer --frames or --min-tracks 0")
+    captions = _load_captions(opts.captions)
+    prompts = {c.clip_id: make_prompt(c, opts.prompt_template, captions) for c in clips}
+    seeds = {c.clip_id: clip_seed(opts.seed, c.clip_id) for c in clips}
+    return SynthPlan(ts=ts, clips=clips, order={c.clip_id: i for i, c in enumerate(clips)}, prompts=prompts,
+                     seeds=seeds)
+
+
+def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[int, int]) -> dict[str, Any]:
+    """What makes two runs' clips the same: a directory only resumes with equal settings."""
+    return {
+        "source": str(Path(opts.ann).resolve()),
+        "source_digest": _file_digest(Path(opts.ann)),
+        "clip_spec": {"frames": opts.frames, "stride": opts.stride, "step": opts.step, "slots": opts.slots,
+                      "overflow": opts.overflow, "min_tracks": opts.min_tracks},
+        "videos": list(opts.videos),
+        "max_clips": opts.max_clips,
+        "seed": opts.seed,
+        "model_id": gen.model_id,
+        "model_hash": gen.model_hash,
+        "dtype": gen.dtype,
+        "steps": opts.steps,
+        "guidance": opts.guidance,
+        "guidance_kind": opts.guidance_kind,
+        "prompt_template": opts.prompt_template,
+        "captions_digest": _file_digest(opts.captions) if opts.captions else None,
+        "size": list(size),
+        "image_format": opts.image_format,
+        "quality": opts.quality if opts.image_format != "png" else None,
+        "planned_clips": len(plan.clips),
+        "categories": plan.ts.categories,
+        "mot_fields": plan.ts.has_mot_fields(),
+    }
+
+
+def _fragment(clip: Clip, plan: SynthPlan, opts: SynthOptions, gen: Generator, size: tuple[int, int],
+              names: list[str], seconds: float) -> dict[str, Any]:
+    w, h = size
+    ts = plan.ts
+    f_idx, s_idx = np.nonzero(clip.mask > 0)
+    xyxy = clip.boxes[f_idx, s_idx].astype(np.float64) * np.array([w, h, w, h], np.float64)
+    bbox = np.stack([xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], 1)
+    bbox = np.round(bbox, 2)
+    rows = clip.box_rows[f_idx, s_idx]
+    vis = ts.boxes.visibility[rows].tolist() if ts.boxes.visibility is not None else None
+    conf = ts.boxes.conf[rows].tolist() if ts.boxes.conf is not None else None
+    fps_col = ts.videos.fps
+    fps = None if fps_col is None or np.isnan(fps_col[clip.video]) else float(fps_col[clip.video]) / clip.step
+    ext = opts.image_format if opts.image_format != "jpeg" else "jpg"
+    return {
+        "clip_id": clip.clip_id,
+        "order": plan.order[clip.clip_id],
+        "slots": int(clip.num_slots),
+        "video": {"name": clip.clip_id, "width": w, "height": h, "fps": fps},
+        "frames": [{"file_name": f"images/{clip.clip_id}/{n}", "number": i + 1} for i, n in enumerate(names)],
+        "boxes": {"frame": f_idx.tolist(), "slot": s_idx.tolist(), "bbox": bbox.tolist(),
+                  "category": clip.categories[s_idx].tolist(), "visibility": vis, "conf": conf},
+        "categories": ts.categories,
+        "manifest": {
+            "clip_id": clip.clip_id, "order": plan.order[clip.clip_id], "source": str(opts.ann),
+            "source_video": clip.video_name, "first_frame": int(clip.frame_numbers[0]),
+            "last_frame": int(clip.frame_numbers[-1]), "frame_step": int(clip.step),
+            "frames": int(clip.num_frames), "tracks": int(clip.num_tracks),
+            "source_track_ids": [int(t) for t in clip.track_ids], "prompt": plan.prompts[clip.clip_id],
+            "seed": int(plan.seeds[clip.clip_id]), "model_id": gen.model_id, "model_hash": gen.model_hash,
+            "steps": opts.steps, "guidance": float(opts.guidance), "guidance_kind": opts.guidance_kind,
+            "width": w, "height": h, "seconds": round(float(seconds), 4), "ext": ext,
+        },
+    }
+
+
+def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    w, h = size
+    if frames.shape[2] == w and frames.shape[1] == h:
+        return frames
+    interp = cv2.INTER_AREA if w < frames.shape[2] else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in frames])
+
+
+class _Interrupts:
+    """Ctrl-C during generation stops at once; during a clip's write, after the write."""
+
+    def __init__(self) -> None:
+        self.writing = False
+        self.pending = False
+        self._old = None
+
+    def __enter__(self) -> "_Interrupts":
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.writing:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def after_write(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+
+def _batches(clips: list[Clip], size: int) -> Iterator[list[Clip]]:
+    by_len: dict[int, list[Clip]] = {}
+    for c in clips:
+        by_len.setdefault(c.num_frames, []).append(c)
+    for group in by_len.values():
+        for i in range(0, len(group), size):
+            yield group[i:i + size]
+
+
+@dataclass
+class SynthResult:
+    planned: int
+    assigned: int
+    done: int
+    skipped: int
+    failed: list[str]
+    seconds: float
+    interrupted: bool
+    finalized: dict | None
+    out: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_synth(
+    opts: SynthOptions,
+    make_generator: Callable[[], Generator],
+    *,
+    progress: Callable[[int, int, int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> SynthResult:
+    """Generate every planned clip of this shard that is not finished yet, then finalize.
+
+    ``make_generator`` is called once, before any output is written (it must expose the model
+    id and hash for the settings lock). ``progress(done, total, frames)`` is called after each
+    batch; ``on_start(total, already_done)`` once planning is done.
+    """
+    t0 = time.perf_counter()
+    if opts.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if opts.image_format not in ("png", "jpg", "jpeg"):
+        raise UsageError(f"--image-format must be png or jpg, got {opts.image_format!r}")
+    plan = plan_synth(opts)
+    gen = make_generator()
+    size = opts.out_size or gen.resolution
+    sd = SynthDir(opts.out)
+    sd.claim(_settings(opts, plan, gen, size), overwrite=opts.overwrite)
+    shard = opts.shard or shard_from_env()
+    mine = [c for c in plan.clips if shard is None or stable_shard(c.clip_id, shard[1]) == shard[0]]
+    sd.discard_unfinished([c.clip_id for c in mine])
+    finished = sd.finished_ids()
+    todo = [c for c in mine if c.clip_id not in finished]
+    skipped = len(mine) - len(todo)
+    if on_start:
+        on_start(len(mine), skipped)
+    ext = "jpg" if opts.image_format in ("jpg", "jpeg") else "png"
+    done, failed, interrupted = 0, [], False
+    frames_done = 0
+    with _Interrupts() as intr:
+        try:
+            for batch in _batches(todo, opts.batch_size):
+                tb = time.perf_counter()
+                try:
+                    frames = gen(batch, [plan.prompts[c.clip_id] for c in batch],
+                                 [plan.seeds[c.clip_id] for c in batch])
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:  # noqa: BLE001 - one bad batch must not lose a night's run
+                    failed.extend(c.clip_id for c in batch)
+                    _log_failure(sd, batch, e)
+                    continue
+                per_clip = (time.perf_counter() - tb) / len(batch)
+                for clip, clip_frames in zip(batch, frames):
+                    clip_frames = _resize(np.asarray(clip_frames), size)
+                    names = [f"{i + 1:06d}.{ext}" for i in range(clip.num_frames)]
+                    encoded = [encode_image(f, ext, opts.quality) for f in clip_frames]
+                    fragment = _fragment(clip, plan, opts, gen, size, names, per_clip)
+                    intr.writing = True
+                    try:
+                        sd.write_clip(clip.clip_id, encoded, names, fragment)
+                    finally:
+                        intr.writing = False
+                    if opts.preview:
+                        _write_preview(sd, clip, clip_frames, fragment)
+                    done += 1
+                    frames_done += clip.num_frames
+                    intr.after_write()
+                if progress:
+                    progress(skipped + done, len(mine), frames_done)
+        except KeyboardInterrupt:
+            interrupted = True
+    summary = finalize(opts.out, flavor=opts.flavor, mot=opts.mot) if (done or skipped or not interrupted) else None
+    return SynthResult(planned=len(plan.clips), assigned=len(mine), done=done, skipped=skipped, failed=failed,
+                       seconds=round(time.perf_counter() - t0, 3), interrupted=interrupted, finalized=summary,
+                       out=str(opts.out))
+
+
+def _log_failure(sd: SynthDir, batch: list[Clip], err: Exception) -> None:
+    line = json.dumps({"time": time.time(), "clips": [c.clip_id for c in batch],
+                       "error": f"{type(err).__name__}: {err}"})
+    with open(sd.root / "failures.jsonl", "a") as f:
+        f.write(line + "\n")
+
+
+def _write_preview(sd: SynthDir, clip: Clip, frames: np.ndarray, fragment: dict) -> None:
+    """An mp4 per clip with boxes and ids drawn, plus a one-row PNG sheet (``--preview``)."""
+    from .. import preview as pv
+
+    w, h = fragment["video"]["width"], fragment["video"]["height"]
+    scale = np.array([w, h, w, h], np.float64)
+    xyxy = clip.boxes.astype(np.float64) * scale
+    xywh = np.concatenate([xyxy[..., :2], xyxy[..., 2:] - xyxy[..., :2]], -1)
+    labels = [f"{n}" for n in clip.category_names] + [""] * (clip.num_slots - clip.num_tracks)
+    ids = np.arange(1, clip.num_slots + 1)
+    out = sd.root / "preview"
+    out.mkdir(exist_ok=True)
+    pv.preview_clip(frames, xywh, clip.mask, ids, labels, out / f"{clip.clip_id}.mp4")
+    sheet = pv.clip_sheet(frames, xywh, clip.mask, ids, labels)
+    from ..atomic import atomic_write_bytes
+
+    atomic_write_bytes(out / f"{clip.clip_id}.png", encode_image(sheet, "png", 0))
