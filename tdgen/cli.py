@@ -182,13 +182,13 @@ def convert(
                                               ".json output, else mot]."),
     flavor: Optional[Flavor] = typer.Option(None, "--flavor", help="COCO-VID flavour: mmdet (0-based frame_id, "
                                             "instance_id) or bytetrack (1-based frame_id, track_id) "
-                                            "[default: the input's, or mmdet]."),
+                                            "(default: the input's, or mmdet)."),
     split: Optional[Split] = typer.Option(None, "--split", help="Keep only the first (half-train) or second "
                                           "(half-val) half of every video, split as mmdet and ByteTrack do."),
     fmt: InputFormat = typer.Option(InputFormat.auto, "--from", help="Input format (auto-detected)."),
     images: ImageMode = typer.Option(ImageMode.none, "--images", help="MOT output: link or copy the frames."),
     images_from: Optional[Path] = typer.Option(None, "--images-from", help="Root that image file names are "
-                                               "relative to [default: the MOT input directory]."),
+                                               "relative to (default: the MOT input directory)."),
     drop_invalid: bool = typer.Option(False, "--drop-invalid-boxes", help="Skip boxes with non-positive or NaN "
                                       "size instead of stopping."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
@@ -249,7 +249,7 @@ def merge(
     max_videos: Optional[int] = typer.Option(None, "--max-videos", help="Keep at most this many videos of each "
                                              "extra set."),
     seed: int = typer.Option(0, "--seed", help="Seed of the video subsampling."),
-    flavor: Optional[Flavor] = typer.Option(None, "--flavor", help="Output flavour [default: the base's]."),
+    flavor: Optional[Flavor] = typer.Option(None, "--flavor", help="Output flavour (default: the base's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary."),
 ) -> None:
@@ -286,6 +286,235 @@ def merge(
         if prefix:
             out.print(f"image paths of the extra sets start with {', '.join(repr(p) for p in prefix)}: link them "
                       f"under your data prefix, e.g. ln -s $(realpath synth/images) <data_root>/{prefix[0]}")
+
+
+# --------------------------------------------------------------------------- preview
+@app.command()
+@handle_errors
+def preview(
+    src: Path = typer.Argument(..., help="Annotation source (COCO-VID or YouTube-VIS JSON, MOT directory) or a "
+                               "synth output directory (its annotations.json)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output: .mp4 (video of the frames) or .png/.jpg "
+                                "(contact sheet: one row per video)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Root that image file names are relative to; "
+                                          "tried before the annotation's directory and its images/ folder. "
+                                          "Frames without an image are drawn on gray."),
+    videos: List[str] = typer.Option([], "--videos", help="Only these videos, in this order (repeat the option "
+                                      "or separate names by commas) (default: all, at most 32)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Per video, use only the first N sampled "
+                                             "frames (default: all)."),
+    every: int = typer.Option(1, "--every", help="Take every K-th frame."),
+    cols: int = typer.Option(8, "--cols", help="Contact sheet: frames per video (evenly spread)."),
+    fps: float = typer.Option(10.0, "--fps", help="Video: frames per second."),
+    size: Optional[str] = typer.Option(None, "--size", help="WxH of the video frames or of the sheet's thumbnails "
+                                       "(default: the first frame's size; 320 px wide thumbnails)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary."),
+) -> None:
+    """Draw boxes, track ids and categories over the frames, to eyeball an input or a synth output.
+
+      tdgen preview synth/ -o synth_sheet.png
+      tdgen preview mot17_half_train.json --images MOT17/train --videos MOT17-02-FRCNN -o mot17_02.mp4
+    """
+    from .preview import load_preview_source, output_kind, parse_size, render_preview
+
+    output_kind(output)  # an unknown extension fails before the input is read
+    wh = parse_size(size)
+    ts = load_preview_source(src)
+    report: dict = {}
+    render_preview(ts, output, image_root=[images] if images is not None else None, videos=videos or None,
+                   max_frames=max_frames, every=every, cols=cols, fps=fps, size=wh,
+                   on_warning=lambda m: _warn([m]), report=report)
+    if as_json:
+        _emit_json(report)
+    else:
+        out.print(f"wrote {output} ({report['kind']}): {report['videos']:,} videos, {report['frames']:,} frames, "
+                  f"{report['boxes']:,} boxes")
+
+
+# --------------------------------------------------------------------------- synth
+def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
+    if text is None:
+        return None
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--out-size must look like WxH (e.g. 640x384), got {text!r}") from None
+    if w < 8 or h < 8:
+        raise UsageError(f"--out-size {text}: too small")
+    return w, h
+
+
+@app.command()
+@handle_errors
+def synth(
+    ann: Optional[Path] = typer.Option(None, "--ann", "-a", help="Tracklets to follow: COCO-VID JSON, MOT "
+                                       "directory or YouTube-VIS JSON."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (frames, annotations.json, "
+                             "manifest.parquet). Re-running the same command resumes."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model directory, or a preset name "
+                                        "(tiny = random weights, to try the pipeline)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per clip (default: the model's)."),
+    stride: Optional[int] = typer.Option(None, "--stride", help="Source frames between clip starts "
+                                         "(default: frames x step, no overlap)."),
+    step: int = typer.Option(1, "--step", help="Take every STEP-th source frame."),
+    slots: Optional[int] = typer.Option(None, "--slots", help="Tracks per clip (default: the model's, 20)."),
+    overflow: str = typer.Option("longest", "--overflow", help="More tracks than slots: keep the longest, "
+                                 "the largest, or split into several clips."),
+    min_tracks: int = typer.Option(1, "--min-tracks", help="Skip windows with fewer tracks."),
+    videos: List[str] = typer.Option([], "--videos", help="Only these source videos (repeatable)."),
+    max_clips: Optional[int] = typer.Option(None, "--max-clips", help="At most this many clips (a seeded sample)."),
+    seed: int = typer.Option(0, "--seed", help="Run seed: each clip's seed derives from it and the clip id."),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Clips per batch."),
+    steps: int = typer.Option(50, "--steps", help="Sampler steps (DPM-Solver++)."),
+    cfg: float = typer.Option(5.0, "--cfg", help="Classifier-free guidance scale (1 = no guidance)."),
+    guidance_kind: str = typer.Option("cfg", "--guidance-kind", help="cfg, or rescaled (the published demo's "
+                                      "norm-rescaled guidance; use with --cfg 1.2 for its weights)."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Prompt template with {categories} and {video} "
+                                         "(default: the model's)."),
+    captions: Optional[Path] = typer.Option(None, "--captions", help="Captions per source video: JSON object "
+                                            "or '<video><TAB><caption>' lines."),
+    out_size: Optional[str] = typer.Option(None, "--out-size", help="Resize frames (and boxes) to WxH "
+                                           "(default: the model's resolution)."),
+    image_format: str = typer.Option("png", "--image-format", help="png or jpg."),
+    quality: int = typer.Option(95, "--quality", help="JPEG quality."),
+    flavor: Flavor = typer.Option(Flavor.mmdet, "--flavor", help="annotations.json flavour."),
+    mot: bool = typer.Option(False, "--mot", help="Also write MOT Challenge directories (frames linked)."),
+    preview: bool = typer.Option(False, "--preview", help="Also write an mp4 and a PNG sheet per clip with "
+                                 "boxes and ids drawn (preview/)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: generate only shard K of N (stable by clip "
+                                        "id). Under torchrun/accelerate launch the shard is the process rank."),
+    finalize_only: bool = typer.Option(False, "--finalize", help="Only rebuild annotations.json and "
+                                       "manifest.parquet from the finished clips."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... [default: cuda if "
+                                         "available (this process's local rank under a launcher), else cpu]."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16 or bf16 [default: fp32 on cpu, "
+                                        "fp16 on cuda]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an --out made with other settings."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary at the end."),
+) -> None:
+    """Generate synthetic clips that follow the tracklets of ANN, with annotations that match them.
+
+      tdgen synth --ann mot17_half_train.json --out synth/ --model tiny --max-clips 4
+
+    Frames go to OUT/images/<clip>/, one annotation fragment per clip to OUT/clips/, and
+    OUT/annotations.json (COCO-VID) plus OUT/manifest.parquet are rebuilt at the end. A killed
+    run resumes where it stopped when the same command is run again.
+    """
+    from .synth import SynthOptions, finalize, parse_shard, run_synth
+
+    if finalize_only:
+        summary = finalize(out, flavor=flavor.value, mot=mot)
+        if as_json:
+            _emit_json(summary)
+        else:
+            out.mkdir(exist_ok=True)
+            print(f"wrote {summary['paths']['annotations']}: {summary['clips']} clips, {summary['frames']:,} frames, "
+                  f"{summary['boxes']:,} boxes")
+        return
+    if ann is None:
+        raise UsageError("--ann is required (the annotation file whose tracklets the clips follow)")
+    if model is None:
+        from .modeldir import default_model
+
+        model = default_model()
+    from .synth.generator import PipelineGenerator
+    from .synth.runner import shard_from_env
+
+    env_shard = shard_from_env()
+    if shard and env_shard:
+        raise UsageError("--shard cannot be combined with a torchrun/accelerate launch (the rank is the shard)")
+    if device is None:
+        import torch
+
+        if torch.cuda.is_available():
+            import os
+
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        else:
+            device = "cpu"
+    dtype = dtype or ("fp16" if device.startswith("cuda") else "fp32")
+    state: dict = {}
+
+    def make_generator():
+        g = PipelineGenerator(model, device=device, dtype=dtype, steps=steps, guidance=cfg,
+                              guidance_kind=guidance_kind, slots=slots, frames=frames)
+        state["gen"] = g
+        return g
+
+    # clip length, slots and prompt follow the model unless given
+    from .modeldir import model_defaults
+
+    md = model_defaults(model)
+    opts = SynthOptions(
+        ann=ann, out=out, frames=frames or md["frames"], stride=stride, step=step, slots=slots or md["slots"],
+        overflow=overflow, min_tracks=min_tracks, videos=tuple(videos), max_clips=max_clips, seed=seed,
+        batch_size=batch_size, steps=steps, guidance=cfg, guidance_kind=guidance_kind,
+        prompt_template=prompt or md["prompt_template"], captions=captions, out_size=_parse_size(out_size),
+        image_format=image_format, quality=quality, flavor=flavor.value, mot=mot, preview=preview,
+        overwrite=overwrite, shard=parse_shard(shard) if shard else None,
+    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
+                        TextColumn("{task.fields[fps]}"), TimeRemainingColumn(),
+                        console=Console(stderr=True), disable=quiet or as_json, transient=False)
+    t_start = {}
+    import time as _time
+
+    def on_start(total: int, already: int) -> None:
+        t_start["t"] = _time.perf_counter()
+        t_start["task"] = progress.add_task("synth", total=total, completed=already, fps="")
+
+    def on_progress(done: int, total: int, frames_done: int) -> None:
+        dt = _time.perf_counter() - t_start["t"]
+        progress.update(t_start["task"], completed=done, fps=f"{frames_done / dt:.1f} frames/s" if dt > 0 else "")
+
+    with progress:
+        result = run_synth(opts, make_generator, progress=on_progress, on_start=on_start)
+    summary = result.as_dict()
+    if as_json:
+        _emit_json(summary)
+    elif not quiet:
+        fin = result.finalized or {}
+        print(f"{result.done} clips generated, {result.skipped} already done, {len(result.failed)} failed "
+              f"in {result.seconds:.1f} s; {fin.get('clips', 0)} clips in {out / 'annotations.json'}")
+    if result.interrupted:
+        raise typer.Exit(130)
+    if result.failed:
+        print(f"error: {len(result.failed)} clips failed (see {out / 'failures.jsonl'}); run again to retry them",
+              file=sys.stderr)
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- model
+model_app = typer.Typer(help="Create, import and check model directories.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("init")
+@handle_errors
+def model_init(
+    output: Path = typer.Option(..., "--output", "-o", help="Model directory to write."),
+    preset: str = typer.Option("tiny", "--preset", help="tiny: a randomly initialised tiny model (tests, "
+                               "trying the whole chain without weights)."),
+    seed: int = typer.Option(0, "--seed", help="Initialisation seed."),
+    resolution: str = typer.Option("128x128", "--resolution", help="WxH the model generates at."),
+    frames: int = typer.Option(8, "--frames", help="Frames per clip."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing directory."),
+) -> None:
+    """Write a model directory (diffusers layout + tdgen.json).
+
+      tdgen model init --preset tiny -o models/tiny
+    """
+    from .modeldir import init_tiny_model
+
+    if preset != "tiny":
+        raise UsageError(f"unknown preset {preset!r} (available: tiny); real weights: see `tdgen model --help`")
+    _check_output(output, overwrite)
+    size = _parse_size(resolution)
+    path = init_tiny_model(output, seed=seed, resolution=size, frames=frames, overwrite=overwrite)
+    print(f"wrote {path}")
 
 
 def main() -> None:

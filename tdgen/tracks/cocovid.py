@@ -558,8 +558,21 @@ def _num(x: float) -> int | float:
     return int(x) if x.is_integer() and abs(x) < 2**53 else x
 
 
+def _json_numbers(a: np.ndarray) -> list:
+    """``a.tolist()``, as ints when every value is integral (compact, and still exact)."""
+    finite = np.isfinite(a)
+    if finite.all() and np.all(a == np.round(a)) and (a.size == 0 or np.abs(a).max() < 2**53):
+        return a.astype(np.int64).tolist()
+    return a.tolist()
+
+
+def _all_unique(ids: np.ndarray) -> bool:
+    s = np.sort(ids)
+    return bool(s.size < 2 or np.all(s[1:] != s[:-1]))
+
+
 def _ids_or_renumber(ids: np.ndarray) -> np.ndarray:
-    if ids.size and ids.min() >= 1 and np.unique(ids).size == ids.size:
+    if ids.size and ids.min() >= 1 and _all_unique(ids):
         return ids
     return np.arange(1, ids.size + 1, dtype=np.int64)
 
@@ -635,43 +648,43 @@ def cocovid_dict(ts: TrackSet, flavor: Flavor | None = None, *, info: dict | Non
             d.update(fextra[i])
         images.append(d)
 
-    # annotations
+    # annotations: whole columns are converted at once (a Python loop per value is the slow part)
     b = ts.boxes
     a_img = img_ids[b.frame].tolist()
     a_vid = vid_ids[fr.video[b.frame]].tolist()
-    bbox = [[_num(x) for x in row] for row in b.bbox.tolist()]
     area = b.bbox[:, 2] * b.bbox[:, 3]
     if b.area is not None:
         area = np.where(np.isnan(b.area), area, b.area)
-    area_l = [_num(x) for x in area.tolist()]
-    tr = track.tolist()
-    cat = b.category.tolist()
-    crowd = b.iscrowd.astype(int).tolist()
-    aid = ann_ids.tolist()
-    vis = b.visibility.tolist() if b.visibility is not None else None
-    conf = b.conf.tolist() if b.conf is not None else None
-    src = b.source_track.tolist() if b.source_track is not None else None
-    write_ann_vid = style.get("ann_video_id", True) if same else True
+    cols: list[tuple[str, list]] = [
+        ("id", ann_ids.tolist()), ("image_id", a_img), ("category_id", b.category.tolist()),
+        ("bbox", _json_numbers(b.bbox)), ("area", _json_numbers(area)), ("iscrowd", b.iscrowd.astype(int).tolist()),
+    ]
     no_inst = style.get("image_only") and same
-    id_key = "instance_id" if flavor == "mmdet" else "track_id"
+    if not no_inst:
+        cols.append(("instance_id" if flavor == "mmdet" else "track_id", track.tolist()))
+    if (style.get("ann_video_id", True) if same else True):
+        cols.append(("video_id", a_vid))
+    partial: list[tuple[str, list, np.ndarray]] = []  # columns some records lack
+    for key, col, as_int in (("visibility", b.visibility, False), ("mot_conf", b.conf, False),
+                             ("mot_instance_id", b.source_track, True)):
+        if col is None:
+            continue
+        present = ~np.isnan(col)
+        values = np.where(present, col, 0).astype(np.int64).tolist() if as_int else _json_numbers(np.where(present, col, 0))
+        if present.all():
+            cols.append((key, values))
+        elif present.any():
+            partial.append((key, values, present))
+    keys = [k for k, _ in cols]
+    anns = [dict(zip(keys, row)) for row in zip(*(c for _, c in cols))] if len(b) else []
+    for key, values, present in partial:
+        for i in np.flatnonzero(present).tolist():
+            anns[i][key] = values[i]
     aextra = b.extra
-    anns = []
-    for i in range(len(b)):
-        d = {"id": aid[i], "image_id": a_img[i], "category_id": cat[i], "bbox": bbox[i], "area": area_l[i],
-             "iscrowd": crowd[i]}
-        if not no_inst:
-            d[id_key] = tr[i]
-        if write_ann_vid:
-            d["video_id"] = a_vid[i]
-        if vis is not None and not math.isnan(vis[i]):
-            d["visibility"] = _num(vis[i])
-        if conf is not None and not math.isnan(conf[i]):
-            d["mot_conf"] = _num(conf[i])
-        if src is not None and not math.isnan(src[i]):
-            d["mot_instance_id"] = int(src[i])
-        if aextra is not None and aextra[i]:
-            d.update(aextra[i])
-        anns.append(d)
+    if aextra is not None:
+        for i, e in enumerate(aextra.tolist()):
+            if e:
+                anns[i].update(e)
 
     out: dict[str, Any] = {}
     meta = dict(ts.meta)
@@ -702,7 +715,7 @@ def write_cocovid(ts: TrackSet, path: str | Path, flavor: Flavor | None = None, 
     doc = cocovid_dict(ts, flavor, info=info)
     for key in ("videos", "images", "annotations"):
         ids = np.fromiter((d["id"] for d in doc[key]), dtype=np.int64, count=len(doc[key]))
-        if np.unique(ids).size != ids.size:
+        if not _all_unique(ids):
             raise OutputError(f"{path}: duplicate {key} ids in the output (a bug: please report it)")
     opt = orjson.OPT_INDENT_2 if indent else 0
     path = Path(path)
