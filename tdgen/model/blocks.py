@@ -1,0 +1,473 @@
+"""3-D UNet blocks in the ModelScope topology with GLIGEN spatial transformers.
+
+Every layer of a cross-attention block runs ``resnet -> temporal conv -> [ROI features]
+-> spatial transformer (self-attn, fuser, [injector], text cross-attn, FF) -> temporal transformer``;
+plain blocks run ``resnet -> temporal conv``. Hidden states are ``(B*F, C, h, w)`` throughout.
+
+Grounding inputs travel as a :class:`Grounding` tuple of tensors (or ``None``):
+``objs (B*F, N, X)`` fuser tokens, ``track (B, F, N, M)`` motion codes, ``boxes (B*F, N, 4)``
+normalised xyxy and ``masks (B*F, N)`` bool.
+
+With ``gradient_checkpointing`` on, each layer (including its ROI pooling and injector) is one
+checkpointed segment, so the enhancer stays active and receives gradients.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint
+from torch import nn
+
+from .attention import Attention, FeedForward, GatedSelfAttention, TemporalTransformer
+from .enhancer import InstanceInjector, instance_features
+
+__all__ = [
+    "Grounding",
+    "ResnetBlock2D",
+    "TemporalConvLayer",
+    "Downsample2D",
+    "Upsample2D",
+    "SpatialTransformer",
+    "SpatialTransformerBlock",
+    "CrossAttnDownBlock3D",
+    "DownBlock3D",
+    "UNetMidBlock3DCrossAttn",
+    "UpBlock3D",
+    "CrossAttnUpBlock3D",
+    "BlockSpec",
+]
+
+
+class Grounding(NamedTuple):
+    objs: torch.Tensor | None = None
+    track: torch.Tensor | None = None
+    boxes: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
+
+
+class BlockSpec(NamedTuple):
+    """Widths and switches shared by all blocks of one UNet."""
+
+    temb_channels: int
+    norm_groups: int
+    norm_eps: float
+    cross_attention_dim: int
+    spatial_heads: int
+    temporal_head_dim: int
+    frame_embedding: str
+    max_frames: int
+    temporal_conv_dropout: float
+    use_fuser: bool
+    motion_dim: int
+
+
+class ResnetBlock2D(nn.Module):
+    """GroupNorm-SiLU-conv twice with the time embedding added in between (diffusers naming)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        temb_channels: int,
+        groups: int,
+        eps: float,
+        output_scale_factor: float = 1.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_channels, eps=eps)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.time_emb_proj = nn.Linear(temb_channels, out_channels)
+        self.norm2 = nn.GroupNorm(groups, out_channels, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
+        self.output_scale_factor = output_scale_factor
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        if self.conv_shortcut is not None:
+            x = self.conv_shortcut(x)
+        out = x + h
+        if self.output_scale_factor != 1.0:
+            out = out / self.output_scale_factor
+        return out
+
+
+class TemporalConvLayer(nn.Module):
+    """Four ``GN -> SiLU -> [Dropout] -> Conv3d(3,1,1)`` stages across frames, residual.
+
+    Names ``conv1.0``/``conv1.2`` and ``convK.0``/``convK.3`` as published; the last conv is
+    zero-initialised so a fresh layer is the identity.
+    """
+
+    def __init__(self, channels: int, groups: int, dropout: float = 0.1) -> None:
+        super().__init__()
+
+        def conv() -> nn.Conv3d:
+            return nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0))
+
+        self.conv1 = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), conv())
+        self.conv2 = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Dropout(dropout), conv())
+        self.conv3 = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Dropout(dropout), conv())
+        self.conv4 = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Dropout(dropout), conv())
+        nn.init.zeros_(self.conv4[-1].weight)
+        nn.init.zeros_(self.conv4[-1].bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        bf, ch, height, width = x.shape
+        h = x.reshape(bf // num_frames, num_frames, ch, height, width).permute(0, 2, 1, 3, 4)
+        identity = h
+        h = self.conv4(self.conv3(self.conv2(self.conv1(h))))
+        h = identity + h
+        return h.permute(0, 2, 1, 3, 4).reshape(bf, ch, height, width)
+
+
+class Downsample2D(nn.Module):
+    def __init__(self, channels: int, padding: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample2D(nn.Module):
+    """Nearest-neighbour upsampling to ``size`` (default x2), then a 3x3 conv."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        if size is None:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        else:
+            x = F.interpolate(x, size=size, mode="nearest")
+        return self.conv(x)
+
+
+class SpatialTransformerBlock(nn.Module):
+    """``attn1`` (+res) -> ``fuser`` -> ``injector`` -> ``attn2`` to text (+res) -> ``ff`` (+res)."""
+
+    def __init__(self, dim: int, spec: BlockSpec, with_injector: bool) -> None:
+        super().__init__()
+        heads = spec.spatial_heads
+        dim_head = dim // heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn1 = Attention(dim, heads, dim_head)
+        self.norm2 = nn.LayerNorm(dim)
+        self.attn2 = Attention(dim, heads, dim_head, context_dim=spec.cross_attention_dim)
+        self.norm3 = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim)
+        self.fuser = (
+            GatedSelfAttention(dim, spec.cross_attention_dim, heads, dim_head) if spec.use_fuser else None
+        )
+        self.injector = InstanceInjector(dim, heads, dim_head, spec.motion_dim) if with_injector else None
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        objs: torch.Tensor | None,
+        inst_feat: torch.Tensor | None,
+        track: torch.Tensor | None,
+        num_frames: int,
+    ) -> torch.Tensor:
+        x = x + self.attn1(self.norm1(x))
+        if self.fuser is not None and objs is not None:
+            x = self.fuser(x, objs)
+        if self.injector is not None and inst_feat is not None and track is not None:
+            x = self.injector(x, inst_feat, track, num_frames)
+        x = x + self.attn2(self.norm2(x), context)
+        x = x + self.ff(self.norm3(x))
+        return x
+
+
+class SpatialTransformer(nn.Module):
+    """Per-frame transformer over the ``h*w`` tokens, Linear ``proj_in``/``proj_out``."""
+
+    def __init__(self, channels: int, spec: BlockSpec, with_injector: bool) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(spec.norm_groups, channels, eps=1e-6)
+        self.proj_in = nn.Linear(channels, channels)
+        self.transformer_blocks = nn.ModuleList([SpatialTransformerBlock(channels, spec, with_injector)])
+        self.proj_out = nn.Linear(channels, channels)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        objs: torch.Tensor | None = None,
+        inst_feat: torch.Tensor | None = None,
+        track: torch.Tensor | None = None,
+        num_frames: int = 1,
+    ) -> torch.Tensor:
+        bf, ch, height, width = x.shape
+        h = self.norm(x).permute(0, 2, 3, 1).reshape(bf, height * width, ch)
+        h = self.proj_in(h)
+        for block in self.transformer_blocks:
+            h = block(h, context, objs, inst_feat, track, num_frames)
+        h = self.proj_out(h)
+        return h.reshape(bf, height, width, ch).permute(0, 3, 1, 2) + x
+
+
+def _temporal(channels: int, spec: BlockSpec) -> TemporalTransformer:
+    return TemporalTransformer(
+        channels,
+        heads=channels // spec.temporal_head_dim,
+        dim_head=spec.temporal_head_dim,
+        norm_groups=spec.norm_groups,
+        frame_embedding=spec.frame_embedding,
+        max_frames=spec.max_frames,
+    )
+
+
+def _default_checkpoint(fn: Callable, *args):
+    return torch.utils.checkpoint.checkpoint(fn, *args, use_reentrant=False)
+
+
+class _Block(nn.Module):
+    """Shared plumbing: checkpointing and the per-layer forward."""
+
+    has_cross_attention = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gradient_checkpointing = False
+
+    def _run(self, fn: Callable, *args):
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            ckpt = getattr(self, "_gradient_checkpointing_func", None) or _default_checkpoint
+            return ckpt(fn, *args)
+        return fn(*args)
+
+    def _layer(
+        self,
+        index: int,
+        num_frames: int,
+        hidden: torch.Tensor,
+        temb: torch.Tensor,
+        context: torch.Tensor | None = None,
+        objs: torch.Tensor | None = None,
+        track: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden = self.resnets[index](hidden, temb)
+        hidden = self.temp_convs[index](hidden, num_frames)
+        if not self.has_cross_attention:
+            return hidden
+        inst_feat = None
+        null = getattr(self, "null_track_feat", None)
+        if null is not None and track is not None and boxes is not None and masks is not None:
+            inst_feat = instance_features(hidden, boxes, masks, null.weight[0])
+        hidden = self.attentions[index](hidden, context, objs, inst_feat, track, num_frames)
+        hidden = self.temp_attentions[index](hidden, num_frames)
+        return hidden
+
+    def _call_layer(self, index, num_frames, hidden, temb, context=None, grounding=None):
+        g = grounding if grounding is not None else Grounding()
+        fn = functools.partial(self._layer, index, num_frames)
+        if self.has_cross_attention:
+            return self._run(fn, hidden, temb, context, g.objs, g.track, g.boxes, g.masks)
+        return self._run(fn, hidden, temb)
+
+
+class CrossAttnDownBlock3D(_Block):
+    has_cross_attention = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        num_layers: int,
+        spec: BlockSpec,
+        add_downsample: bool,
+        downsample_padding: int = 1,
+        with_enhancer: bool = False,
+    ) -> None:
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            ResnetBlock2D(in_channels if i == 0 else out_channels, out_channels, spec.temb_channels,
+                          spec.norm_groups, spec.norm_eps)
+            for i in range(num_layers)
+        )
+        self.temp_convs = nn.ModuleList(
+            TemporalConvLayer(out_channels, spec.norm_groups, spec.temporal_conv_dropout) for _ in range(num_layers)
+        )
+        self.attentions = nn.ModuleList(
+            SpatialTransformer(out_channels, spec, with_enhancer) for _ in range(num_layers)
+        )
+        self.temp_attentions = nn.ModuleList(_temporal(out_channels, spec) for _ in range(num_layers))
+        self.downsamplers = (
+            nn.ModuleList([Downsample2D(out_channels, downsample_padding)]) if add_downsample else None
+        )
+        if with_enhancer:
+            self.null_track_feat = nn.Embedding(1, out_channels)
+
+    def forward(self, hidden, temb, context, num_frames, grounding=None):
+        outputs = []
+        for i in range(len(self.resnets)):
+            hidden = self._call_layer(i, num_frames, hidden, temb, context, grounding)
+            outputs.append(hidden)
+        if self.downsamplers is not None:
+            hidden = self.downsamplers[0](hidden)
+            outputs.append(hidden)
+        return hidden, outputs
+
+
+class DownBlock3D(_Block):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        num_layers: int,
+        spec: BlockSpec,
+        add_downsample: bool,
+        downsample_padding: int = 1,
+    ) -> None:
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            ResnetBlock2D(in_channels if i == 0 else out_channels, out_channels, spec.temb_channels,
+                          spec.norm_groups, spec.norm_eps)
+            for i in range(num_layers)
+        )
+        self.temp_convs = nn.ModuleList(
+            TemporalConvLayer(out_channels, spec.norm_groups, spec.temporal_conv_dropout) for _ in range(num_layers)
+        )
+        self.downsamplers = (
+            nn.ModuleList([Downsample2D(out_channels, downsample_padding)]) if add_downsample else None
+        )
+
+    def forward(self, hidden, temb, context, num_frames, grounding=None):
+        outputs = []
+        for i in range(len(self.resnets)):
+            hidden = self._call_layer(i, num_frames, hidden, temb)
+            outputs.append(hidden)
+        if self.downsamplers is not None:
+            hidden = self.downsamplers[0](hidden)
+            outputs.append(hidden)
+        return hidden, outputs
+
+
+class UNetMidBlock3DCrossAttn(_Block):
+    """``resnet, temp_conv`` then ``[attn, temp_attn, resnet, temp_conv]`` per layer."""
+
+    has_cross_attention = True
+
+    def __init__(self, channels: int, spec: BlockSpec, output_scale_factor: float = 1.0, num_layers: int = 1) -> None:
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            ResnetBlock2D(channels, channels, spec.temb_channels, spec.norm_groups, spec.norm_eps, output_scale_factor)
+            for _ in range(num_layers + 1)
+        )
+        self.temp_convs = nn.ModuleList(
+            TemporalConvLayer(channels, spec.norm_groups, spec.temporal_conv_dropout) for _ in range(num_layers + 1)
+        )
+        self.attentions = nn.ModuleList(SpatialTransformer(channels, spec, False) for _ in range(num_layers))
+        self.temp_attentions = nn.ModuleList(_temporal(channels, spec) for _ in range(num_layers))
+
+    def _first(self, num_frames, hidden, temb):
+        return self.temp_convs[0](self.resnets[0](hidden, temb), num_frames)
+
+    def _mid_layer(self, index, num_frames, hidden, temb, context, objs, track):
+        hidden = self.attentions[index](hidden, context, objs, None, track, num_frames)
+        hidden = self.temp_attentions[index](hidden, num_frames)
+        hidden = self.resnets[index + 1](hidden, temb)
+        return self.temp_convs[index + 1](hidden, num_frames)
+
+    def forward(self, hidden, temb, context, num_frames, grounding=None):
+        g = grounding if grounding is not None else Grounding()
+        hidden = self._run(functools.partial(self._first, num_frames), hidden, temb)
+        for i in range(len(self.attentions)):
+            fn = functools.partial(self._mid_layer, i, num_frames)
+            hidden = self._run(fn, hidden, temb, context, g.objs, g.track)
+        return hidden
+
+
+class _UpMixin:
+    def _up_forward(self, hidden, skips, temb, context, num_frames, grounding, upsample_size):
+        for i in range(len(self.resnets)):
+            hidden = torch.cat([hidden, skips.pop()], dim=1)
+            hidden = self._call_layer(i, num_frames, hidden, temb, context, grounding)
+        if self.upsamplers is not None:
+            hidden = self.upsamplers[0](hidden, upsample_size)
+        return hidden
+
+
+class UpBlock3D(_UpMixin, _Block):
+    def __init__(
+        self,
+        in_channels: int,
+        prev_output_channel: int,
+        out_channels: int,
+        num_layers: int,
+        spec: BlockSpec,
+        add_upsample: bool,
+    ) -> None:
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            ResnetBlock2D(
+                (prev_output_channel if i == 0 else out_channels)
+                + (in_channels if i == num_layers - 1 else out_channels),
+                out_channels,
+                spec.temb_channels,
+                spec.norm_groups,
+                spec.norm_eps,
+            )
+            for i in range(num_layers)
+        )
+        self.temp_convs = nn.ModuleList(
+            TemporalConvLayer(out_channels, spec.norm_groups, spec.temporal_conv_dropout) for _ in range(num_layers)
+        )
+        self.upsamplers = nn.ModuleList([Upsample2D(out_channels)]) if add_upsample else None
+
+    def forward(self, hidden, skips, temb, context, num_frames, grounding=None, upsample_size=None):
+        return self._up_forward(hidden, skips, temb, None, num_frames, None, upsample_size)
+
+
+class CrossAttnUpBlock3D(_UpMixin, _Block):
+    has_cross_attention = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        prev_output_channel: int,
+        out_channels: int,
+        num_layers: int,
+        spec: BlockSpec,
+        add_upsample: bool,
+        with_enhancer: bool = False,
+    ) -> None:
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            ResnetBlock2D(
+                (prev_output_channel if i == 0 else out_channels)
+                + (in_channels if i == num_layers - 1 else out_channels),
+                out_channels,
+                spec.temb_channels,
+                spec.norm_groups,
+                spec.norm_eps,
+            )
+            for i in range(num_layers)
+        )
+        self.temp_convs = nn.ModuleList(
+            TemporalConvLayer(out_channels, spec.norm_groups, spec.temporal_conv_dropout) for _ in range(num_layers)
+        )
+        self.attentions = nn.ModuleList(
+            SpatialTransformer(out_channels, spec, with_enhancer) for _ in range(num_layers)
+        )
+        self.temp_attentions = nn.ModuleList(_temporal(out_channels, spec) for _ in range(num_layers))
+        self.upsamplers = nn.ModuleList([Upsample2D(out_channels)]) if add_upsample else None
+        if with_enhancer:
+            self.null_track_feat = nn.Embedding(1, out_channels)
+
+    def forward(self, hidden, skips, temb, context, num_frames, grounding=None, upsample_size=None):
+        return self._up_forward(hidden, skips, temb, context, num_frames, grounding, upsample_size)
