@@ -364,7 +364,11 @@ def synth(
     videos: List[str] = typer.Option([], "--videos", help="Only these source videos (repeatable)."),
     max_clips: Optional[int] = typer.Option(None, "--max-clips", help="At most this many clips (a seeded sample)."),
     seed: int = typer.Option(0, "--seed", help="Run seed: each clip's seed derives from it and the clip id."),
-    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Clips per batch."),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Clips per batch (text encoding, decoding and "
+                                   "writing are batched; a clip's frames never depend on it)."),
+    unet_batch: int = typer.Option(1, "--unet-batch", help="Clips per UNet forward. Above 1 it can be faster on "
+                                   "a GPU with a small model, but the kernels then round differently, so a "
+                                   "clip's frames change by a few levels with the batch it lands in."),
     steps: int = typer.Option(50, "--steps", help="Sampler steps (DPM-Solver++)."),
     cfg: float = typer.Option(5.0, "--cfg", help="Classifier-free guidance scale (1 = no guidance)."),
     guidance_kind: str = typer.Option("cfg", "--guidance-kind", help="cfg, or rescaled (the published demo's "
@@ -438,7 +442,7 @@ def synth(
 
     def make_generator():
         g = PipelineGenerator(model, device=device, dtype=dtype, steps=steps, guidance=cfg,
-                              guidance_kind=guidance_kind, slots=slots, frames=frames)
+                              guidance_kind=guidance_kind, slots=slots, frames=frames, unet_batch=unet_batch)
         state["gen"] = g
         return g
 
