@@ -521,6 +521,18 @@ def model_init(
     print(f"wrote {path}")
 
 
+# --------------------------------------------------------------------------- shapes, eval
+def _register_domain_commands() -> None:
+    from .evaluate.command import eval_command
+    from .shapes.command import shapes_command
+
+    app.command("shapes")(handle_errors(shapes_command))
+    app.command("eval")(handle_errors(eval_command))
+
+
+_register_domain_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

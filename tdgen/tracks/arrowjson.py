@@ -28,7 +28,7 @@ _END = re.compile(rb"\}\s*\]\s*(?=[,}])")
 _IMAGE_SCHEMA = [("id", "i"), ("video_id", "i"), ("file_name", "s"), ("height", "f"), ("width", "f"),
                  ("frame_id", "f"), ("mot_frame_id", "f"), ("prev_image_id", "i"), ("next_image_id", "i")]
 _ANN_SCHEMA = [("id", "i"), ("image_id", "i"), ("category_id", "i"), ("bbox", "b"), ("area", "f"),
-               ("iscrowd", "i"), ("instance_id", "i"), ("track_id", "i"), ("visibility", "f"), ("mot_conf", "f"),
+               ("instance_id", "i"), ("track_id", "i"), ("visibility", "f"), ("mot_conf", "f"),
                ("mot_instance_id", "f"), ("video_id", "f")]
 _REQUIRED = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox")}
 
@@ -89,12 +89,38 @@ class ArrowColumns:
         self._table = table
 
     def extras(self) -> np.ndarray | None:
+        """One dict of the unknown keys per record. Records with equal values share one dict (the
+        dicts are read-only by convention), so a constant extra key such as ``"ignore": 0`` costs
+        a factorisation, not a dict per record."""
         if not self._extra_names:
             return None
-        values = [self._table.column(k).to_pylist() for k in self._extra_names]
-        out = np.empty(self.n, dtype=object)
-        out[:] = [dict(zip(self._extra_names, row)) for row in zip(*values)]
-        return out
+        codes = np.zeros(self.n, np.int64)
+        uniques: list[list] = []
+        for name in self._extra_names:
+            col = self._table.column(name)
+            if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type) \
+                    or pa.types.is_string(col.type):
+                enc = col.combine_chunks().dictionary_encode()
+                idx = np.asarray(enc.indices.to_numpy(zero_copy_only=False), np.int64)
+                vals = enc.dictionary.to_pylist()
+            else:  # nested values: compare their JSON text
+                rows = col.to_pylist()
+                texts = [orjson.dumps(v, option=orjson.OPT_SORT_KEYS) for v in rows]
+                uniq_text, idx = np.unique(np.array(texts, dtype=object), return_inverse=True)
+                first = {t: r for t, r in zip(texts, rows)}
+                vals = [first[t] for t in uniq_text.tolist()]
+            codes = codes * len(vals) + idx
+            uniques.append(vals)
+            codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)  # keep codes compact
+        # decode each distinct combination once
+        combos, first_row = np.unique(codes, return_index=True)
+        per_col_idx = []
+        for name in self._extra_names:
+            col = self._table.column(name)
+            per_col_idx.append(col.take(pa.array(first_row)).to_pylist())
+        dicts = np.empty(combos.size, dtype=object)
+        dicts[:] = [dict(zip(self._extra_names, vals)) for vals in zip(*per_col_idx)]
+        return dicts[codes]
 
 
 def fast_columns(data: bytes) -> tuple[dict, ArrowColumns, ArrowColumns] | None:
@@ -145,8 +171,11 @@ def fast_columns(data: bytes) -> tuple[dict, ArrowColumns, ArrowColumns] | None:
         tables[key] = t
     for key in spans:
         top[key] = None
-    img = _image_columns(tables["images"])
-    ann = _ann_columns(tables["annotations"])
+    try:
+        img = _image_columns(tables["images"])
+        ann = _ann_columns(tables["annotations"])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None  # e.g. an iscrowd that is neither a number nor a boolean
     if img is None or ann is None:
         return None
     return top, img, ann
@@ -169,7 +198,7 @@ def _image_columns(t: "pa.Table | None") -> ArrowColumns | None:
 
 
 def _ann_columns(t: "pa.Table | None") -> ArrowColumns | None:
-    known = {k for k, _ in _ANN_SCHEMA}
+    known = {k for k, _ in _ANN_SCHEMA} | {"iscrowd"}  # iscrowd: 0/1 or false/true, its type inferred
     if t is None:
         t = pa.table({k: pa.array([], type=_schema(_ANN_SCHEMA).field(k).type) for k, _ in _ANN_SCHEMA})
     c = ArrowColumns(t, known)
@@ -187,7 +216,7 @@ def _ann_columns(t: "pa.Table | None") -> ArrowColumns | None:
     inst = _num(col("instance_id"), np.nan)
     tid = _num(col("track_id"), np.nan)
     c.cols["instance"] = [np.where(np.isnan(inst), tid, inst)]
-    c.cols["iscrowd"] = [_num(col("iscrowd"), 0.0)]
+    c.cols["iscrowd"] = [_num(col("iscrowd"), 0.0) if "iscrowd" in t.column_names else np.zeros(t.num_rows)]
     for k in ("area", "visibility", "mot_conf", "mot_instance_id", "video_id"):
         c.cols[k] = [_num(col(k), np.nan)]
     c.cols["n_track_id"] = [t.num_rows - col("track_id").null_count]

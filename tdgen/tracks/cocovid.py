@@ -497,8 +497,15 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
     no_inst = np.isnan(inst) | (inst < 0)
     track = np.where(no_inst, 0, inst).astype(np.int64)
     if n_ann:
-        pairs = np.unique(np.stack([track[~no_inst], ann_vrow[~no_inst]], 1), axis=0)
-        shared = pairs.shape[0] != np.unique(pairs[:, 0]).size
+        t_ok, v_ok = track[~no_inst], ann_vrow[~no_inst].astype(np.int64)
+        if t_ok.size:
+            # an instance id is shared when its boxes lie in more than one video
+            o = np.argsort(t_ok, kind="stable")
+            ts_, vs_ = t_ok[o], v_ok[o]
+            same_track = ts_[1:] == ts_[:-1]
+            shared = bool((same_track & (vs_[1:] != vs_[:-1])).any())
+        else:
+            shared = False
         if shared:
             key = ann_vrow.astype(np.int64) * (int(track.max()) + 2) + track
             _, inv = np.unique(key, return_inverse=True)

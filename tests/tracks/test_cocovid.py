@@ -282,3 +282,67 @@ def test_drop_invalid_boxes(tmp_path):
     ts = read_cocovid(path, invalid_boxes="drop")
     assert ts.num_boxes == len(doc["annotations"]) - 1
     assert any("dropped 1" in w for w in ts.warnings)
+
+
+# --------------------------------------------------------------------------- the pyarrow fast path
+def _fast_vs_exact(data: bytes):
+    from tdgen.tracks import arrowjson
+
+    taken = []
+    real = arrowjson.fast_columns
+
+    def spy(d):
+        r = real(d)
+        taken.append(r is not None)
+        return r
+
+    arrowjson.fast_columns = spy
+    try:
+        fast = parse_cocovid(data, "f.json", fast_path_bytes=0)
+    finally:
+        arrowjson.fast_columns = real
+    exact = parse_cocovid(data, "f.json", fast_path_bytes=1 << 62)
+    return fast, exact, taken
+
+
+@pytest.mark.parametrize("name", ["demo_mot_data_ann.json", "demo_cocovid_data_ann_vid.json"])
+def test_fast_path_equals_exact_path_on_real_files(name):
+    data = (REAL / name).read_bytes()
+    compact = orjson.dumps(orjson.loads(data))  # the fast path takes compact files
+    fast, exact, taken = _fast_vs_exact(compact)
+    assert taken == [True]
+    assert fast.equals(exact) and fast.style == exact.style and fast.warnings == exact.warnings
+
+
+def test_fast_path_extras_vary_per_record_and_match_the_exact_path():
+    doc = orjson.loads((REAL / "demo_mot_data_ann.json").read_bytes())
+    for i, a in enumerate(doc["annotations"]):
+        a["ignore"] = i % 3 == 0
+        a["note"] = f"n{i % 5}"
+        a["attrs"] = {"occluded": i % 2, "tags": ["a", "b"][: i % 3]}
+    for i, im in enumerate(doc["images"]):
+        im["weather"] = "rain" if i % 2 else "sun"
+    fast, exact, taken = _fast_vs_exact(orjson.dumps(doc))
+    assert taken == [True]
+    assert fast.equals(exact)
+    extra = fast.boxes.extra
+    by_id = {a["id"]: a for a in doc["annotations"]}
+    for row, ann_id in enumerate(fast.boxes.id.tolist()):
+        a = by_id[ann_id]
+        assert extra[row] == {"ignore": a["ignore"], "note": a["note"], "attrs": a["attrs"]}
+    out = cocovid_dict(fast)
+    assert {a["id"]: a["attrs"] for a in out["annotations"]} == {a["id"]: a["attrs"] for a in doc["annotations"]}
+
+
+def test_fast_path_gives_up_on_what_it_cannot_do_exactly():
+    doc = orjson.loads((REAL / "demo_mot_data_ann.json").read_bytes())
+    doc["annotations"][1]["bbox"] = None  # a null: the exact path reports it
+    with pytest.raises(AnnotationError, match=r"annotations\[1\]"):
+        parse_cocovid(orjson.dumps(doc), "f.json", fast_path_bytes=0)
+    doc["annotations"][1]["bbox"] = [1, 2, 3, 4]
+    doc["annotations"][2]["iscrowd"] = "no"  # a type the fast path does not take: the exact path reports it
+    with pytest.raises(AnnotationError, match=r"annotations\[2\].*'iscrowd' must be a number"):
+        parse_cocovid(orjson.dumps(doc), "f.json", fast_path_bytes=0)
+    pretty = json.dumps(orjson.loads((REAL / "demo_mot_data_ann.json").read_bytes()), indent=1).encode()
+    fast, exact, taken = _fast_vs_exact(pretty)
+    assert taken == [False] and fast.equals(exact)
