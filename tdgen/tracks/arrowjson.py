@@ -22,7 +22,6 @@ try:  # pyarrow is a core dependency, but keep the module importable without it
 except ImportError:  # pragma: no cover
     pa = None
 
-_SEP = re.compile(rb"\}\s*,\s*\{")
 _END = re.compile(rb"\}\s*\]\s*(?=[,}])")
 
 _IMAGE_SCHEMA = [("id", "i"), ("video_id", "i"), ("file_name", "s"), ("height", "f"), ("width", "f"),
@@ -38,9 +37,9 @@ def _schema(spec):
     return pa.schema([(k, types[t]) for k, t in spec])
 
 
-def _span(data: bytes, key: str) -> tuple[int, int, int] | None:
+def _span(data: bytes | bytearray, key: str, pos: int = 0) -> tuple[int, int, int] | None:
     """(start of '[', start of body, end after ']') of a top-level array of objects."""
-    m = re.search(rb'"' + key.encode() + rb'"\s*:\s*\[', data)
+    m = re.compile(rb'"' + key.encode() + rb'"\s*:\s*\[').search(data, pos)
     if m is None:
         return None
     body = m.end()
@@ -56,15 +55,37 @@ def _span(data: bytes, key: str) -> tuple[int, int, int] | None:
     return m.end() - 1, body, close + 1
 
 
-def _table(body: bytes, spec) -> "pa.Table | None":
-    if b"\n" in body or b"\r" in body:
-        return None  # pretty-printed: leave it to the exact path
-    # Compact separators are replaced at memcpy speed; a cut inside a string or a nested array
-    # of objects makes pyarrow fail, and the caller falls back to the exact path.
-    ndjson = body.replace(b"},{", b"}\n{").replace(b"}, {", b"}\n{")
+_LBRACE, _RBRACE, _COMMA, _SPACE, _NL = b"{}, \n"
+
+
+def _commas_to_newlines(buf: bytearray, start: int, end: int, chunk: int = 32 << 20) -> None:
+    """In ``buf[start:end]``, turn the comma of every ``},{`` (and ``}, {``) into a newline, in place.
+
+    Same length, so no copy of a multi-GB body is made; the records become newline-delimited
+    JSON for pyarrow. Works in chunks so the temporaries stay small.
+    """
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    for a in range(start, end, chunk):
+        b = min(a + chunk, end)
+        seg = arr[a:b]
+        pos = np.flatnonzero(seg == _LBRACE) + a  # candidate '{' of the next record
+        pos = pos[pos >= start + 2]
+        comma = pos - 1
+        ok = (arr[comma] == _COMMA) & (arr[pos - 2] == _RBRACE)
+        arr[comma[ok]] = _NL
+        spaced = pos[~ok]
+        spaced = spaced[spaced >= start + 3]
+        if spaced.size:
+            ok2 = (arr[spaced - 1] == _SPACE) & (arr[spaced - 2] == _COMMA) & (arr[spaced - 3] == _RBRACE)
+            arr[spaced[ok2] - 2] = _NL
+    del arr
+
+
+def _table(buf: bytearray, start: int, end: int, spec) -> "pa.Table | None":
+    """Parse the records in ``buf[start:end]`` (newline-delimited by now) without copying them."""
     try:
         return pj.read_json(
-            io.BytesIO(ndjson),
+            pa.BufferReader(pa.py_buffer(buf).slice(start, end - start)),
             read_options=pj.ReadOptions(block_size=16 << 20),
             parse_options=pj.ParseOptions(explicit_schema=_schema(spec), unexpected_field_behavior="infer"),
         )
@@ -73,6 +94,8 @@ def _table(body: bytes, spec) -> "pa.Table | None":
 
 
 def _num(col: "pa.ChunkedArray", fill: float) -> np.ndarray:
+    if col.null_count == len(col):  # a key no record has
+        return np.full(len(col), fill)
     col = col.cast(pa.float64())
     if col.null_count:
         col = col.fill_null(fill)
@@ -109,9 +132,16 @@ class ArrowColumns:
                 uniq_text, idx = np.unique(np.array(texts, dtype=object), return_inverse=True)
                 first = {t: r for t, r in zip(texts, rows)}
                 vals = [first[t] for t in uniq_text.tolist()]
-            codes = codes * len(vals) + idx
             uniques.append(vals)
-            codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)  # keep codes compact
+            if len(uniques) == 1:
+                codes = idx
+            else:
+                codes = codes * len(vals) + idx
+                codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)  # keep codes compact
+        if len(uniques) == 1:  # one extra key: its distinct values are the combinations
+            dicts = np.empty(len(uniques[0]), dtype=object)
+            dicts[:] = [{self._extra_names[0]: v} for v in uniques[0]]
+            return dicts[codes]
         # decode each distinct combination once
         combos, first_row = np.unique(codes, return_index=True)
         per_col_idx = []
@@ -123,43 +153,59 @@ class ArrowColumns:
         return dicts[codes]
 
 
-def fast_columns(data: bytes) -> tuple[dict, ArrowColumns, ArrowColumns] | None:
-    """``(top-level dict without the big arrays, image columns, annotation columns)`` or ``None``."""
+def fast_columns(holder: list) -> tuple[dict, ArrowColumns, ArrowColumns] | None:
+    """``(top-level dict without the big arrays, image columns, annotation columns)`` or ``None``.
+
+    ``holder`` is a one-item list with the file's bytes as a ``bytearray`` that this function owns:
+    it is modified in place (commas between records become newlines) and released as soon as the
+    records are parsed, so peak memory is one copy of the file plus the columns. After a ``None``
+    the buffer may have been modified: the caller must go back to the original bytes.
+    """
     if pa is None:
         return None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    data = holder[0]
+    holder[0] = None
+    off = 3 if data[:3] == b"\xef\xbb\xbf" else 0
     spans = {}
     for key in ("images", "annotations"):
-        s = _span(data, key)
+        s = _span(data, key, off)
         if s is not None:
             spans[key] = s
     if "images" not in spans:
         return None
     order = sorted(spans.items(), key=lambda kv: kv[1][0])
-    parts, last = [], 0
+    parts, last = [], off
     for _, (lb, _, end) in order:
-        parts.append(data[last:lb])
+        parts.append(bytes(data[last:lb]))
         parts.append(b"[]")
         last = end
-    parts.append(data[last:])
+    parts.append(bytes(data[last:]))
     try:
         top = orjson.loads(b"".join(parts))
     except orjson.JSONDecodeError:
         return None
+    del parts
     if not isinstance(top, dict) or any(top.get(k) != [] for k in spans):
         return None
+    regions = {}
+    for key, (_, body, end) in spans.items():
+        close = data.rindex(b"]", body, end)
+        a, b = body, close
+        while a < b and data[a] in b" \t":
+            a += 1
+        while b > a and data[b - 1] in b" \t":
+            b -= 1
+        if data.find(b"\n", a, b) != -1 or data.find(b"\r", a, b) != -1:
+            return None  # pretty-printed: leave it to the exact path
+        regions[key] = (a, b)
     tables = {}
     for key, spec in (("images", _IMAGE_SCHEMA), ("annotations", _ANN_SCHEMA)):
-        if key not in spans:
+        a, b = regions.get(key, (0, 0))
+        if a == b:
             tables[key] = None
             continue
-        _, body, end = spans[key]
-        inner = data[body:data.rindex(b"]", body, end)].strip()
-        if not inner:
-            tables[key] = None
-            continue
-        t = _table(inner, spec)
+        _commas_to_newlines(data, a, b)
+        t = _table(data, a, b, spec)
         if t is None:
             return None
         for req in _REQUIRED[key]:
@@ -169,11 +215,12 @@ def fast_columns(data: bytes) -> tuple[dict, ArrowColumns, ArrowColumns] | None:
             if name not in dict(spec) and t.column(name).null_count:
                 return None  # an extra key absent in some records (or null): keep exactness
         tables[key] = t
+    del data  # the columns are parsed: the file's bytes are no longer needed
     for key in spans:
         top[key] = None
     try:
-        img = _image_columns(tables["images"])
-        ann = _ann_columns(tables["annotations"])
+        img = _image_columns(tables.pop("images"))
+        ann = _ann_columns(tables.pop("annotations"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None  # e.g. an iscrowd that is neither a number nor a boolean
     if img is None or ann is None:

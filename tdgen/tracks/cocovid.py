@@ -196,6 +196,9 @@ def _cat(parts: list, dtype=None, empty_shape=(0,)) -> np.ndarray:
             out[i:i + len(p)] = p
             i += len(p)
         return out
+    if len(parts) == 1:  # the common case: one column, no copy unless the type differs or it is read-only
+        arr = np.asarray(parts[0], dtype=dtype)
+        return arr if arr.flags.writeable else arr.copy()
     return np.concatenate(parts)
 
 
@@ -223,33 +226,54 @@ def detect_flavor(obj: dict) -> Flavor:
     return "mmdet" if (not fids or min(fids) == 0) else "bytetrack"
 
 
+FAST_PATH_BYTES = 4 << 20
+
+
 def read_cocovid(path: str | Path, *, invalid_boxes: Literal["error", "drop"] = "error") -> TrackSet:
     """Read a COCO-VID file (either flavour, auto-detected) into a TrackSet.
 
-    Bad input raises :class:`AnnotationError` naming the file and the record.
+    Bad input raises :class:`AnnotationError` naming the file and the record. Big compact files
+    go through pyarrow's JSON reader with one copy of the file in memory; anything that path does
+    not handle exactly is read again by the exact streaming path.
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size >= FAST_PATH_BYTES:
+            from .arrowjson import fast_columns
+
+            buf = bytearray(size)
+            with open(path, "rb") as f:
+                got = f.readinto(buf)
+            if got == size:
+                holder = [buf]
+                del buf
+                fast = fast_columns(holder)
+                if fast is not None:
+                    top, images, anns = fast
+                    return _build(top, images, anns, str(path), invalid_boxes)
+            else:
+                del buf
         data = path.read_bytes()
     except FileNotFoundError:
         raise AnnotationError(path, None, "no such file") from None
     except IsADirectoryError:
         raise AnnotationError(path, None, "is a directory, expected a COCO-VID JSON file") from None
-    return parse_cocovid(data, str(path), invalid_boxes=invalid_boxes)
+    return parse_cocovid(data, str(path), invalid_boxes=invalid_boxes, fast_path_bytes=1 << 62)
 
 
 def parse_cocovid(data: bytes, file: str = "<memory>", *,
                   invalid_boxes: Literal["error", "drop"] = "error", chunk_bytes: int = 8 << 20,
-                  fast_path_bytes: int = 4 << 20) -> TrackSet:
+                  fast_path_bytes: int = FAST_PATH_BYTES) -> TrackSet:
     """Parse COCO-VID bytes; see :func:`read_cocovid`.
 
-    Files of ``fast_path_bytes`` or more first try the pyarrow path (no Python object per
-    record); anything it does not handle exactly goes through the streaming orjson path.
+    Inputs of ``fast_path_bytes`` or more first try the pyarrow path (on a copy; no Python object
+    per record); anything it does not handle exactly goes through the streaming orjson path.
     """
     if len(data) >= fast_path_bytes:
         from .arrowjson import fast_columns
 
-        fast = fast_columns(data)
+        fast = fast_columns([bytearray(data)])
         if fast is not None:
             top, images, anns = fast
             return _build(top, images, anns, file, invalid_boxes)
@@ -409,12 +433,12 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
     style["prev_next"] = bool(sum(ih.cols.get("has_prev", [])))
     img_extra = ih.extras()
     frames = Frames(
-        video=img_vrow[order].astype(np.int64),
-        index=index.astype(np.int64),
+        video=img_vrow[order].astype(np.int64, copy=False),
+        index=index.astype(np.int64, copy=False),
         file_name=file_name[order],
         id=img_id[order],
-        width=img_w[order].astype(np.int64),
-        height=img_h[order].astype(np.int64),
+        width=img_w[order].astype(np.int64, copy=False),
+        height=img_h[order].astype(np.int64, copy=False),
         number=number[order],
         extra=None if img_extra is None else img_extra[order],
     )
@@ -485,8 +509,8 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
                                   hint="pass --drop-invalid-boxes to skip such boxes")
         keep = ~bad
         warnings.append(f"dropped {int(bad.sum())} boxes with non-positive or NaN size")
-    fw = frames.width[ann_frame].astype(np.float64)
-    fh = frames.height[ann_frame].astype(np.float64)
+    fw = frames.width[ann_frame].astype(np.float64, copy=False)
+    fh = frames.height[ann_frame].astype(np.float64, copy=False)
     outside = keep & ((bbox[:, 0] < 0) | (bbox[:, 1] < 0) | (bbox[:, 0] + w > fw) | (bbox[:, 1] + h > fh))
     if outside.any():
         warnings.append(f"{int(outside.sum())} boxes extend past their frame (kept as they are; "
@@ -495,9 +519,9 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
     # tracks: instance ids unique across the file and never shared by two videos
     ann_vrow = frames.video[ann_frame]
     no_inst = np.isnan(inst) | (inst < 0)
-    track = np.where(no_inst, 0, inst).astype(np.int64)
+    track = np.where(no_inst, 0, inst).astype(np.int64, copy=False)
     if n_ann:
-        t_ok, v_ok = track[~no_inst], ann_vrow[~no_inst].astype(np.int64)
+        t_ok, v_ok = track[~no_inst], ann_vrow[~no_inst].astype(np.int64, copy=False)
         if t_ok.size:
             # an instance id is shared when its boxes lie in more than one video
             o = np.argsort(t_ok, kind="stable")

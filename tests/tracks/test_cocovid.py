@@ -346,3 +346,24 @@ def test_fast_path_gives_up_on_what_it_cannot_do_exactly():
     pretty = json.dumps(orjson.loads((REAL / "demo_mot_data_ann.json").read_bytes()), indent=1).encode()
     fast, exact, taken = _fast_vs_exact(pretty)
     assert taken == [False] and fast.equals(exact)
+
+
+def test_read_cocovid_fast_path_and_its_fallback_read_the_file_again(tmp_path, monkeypatch):
+    import tdgen.tracks.cocovid as cv
+
+    monkeypatch.setattr(cv, "FAST_PATH_BYTES", 0)
+    doc = orjson.loads((REAL / "demo_cocovid_data_ann_vid.json").read_bytes())
+    path = tmp_path / "a.json"
+    path.write_bytes(orjson.dumps(doc))
+    fast = read_cocovid(path)
+    assert fast.equals(parse_cocovid(path.read_bytes(), str(path), fast_path_bytes=1 << 62))
+    # a file name holding the record separator: the in-place rewrite breaks that record, the fast
+    # path gives up, and the exact path reads the untouched file
+    doc["images"][0]["file_name"] = 'odd},{name.jpg'
+    path.write_bytes(orjson.dumps(doc))
+    ts = read_cocovid(path)
+    assert 'odd},{name.jpg' in ts.frames.file_name.tolist()
+    doc["annotations"][0]["bbox"] = [1, 2, -3, 4]
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(AnnotationError, match=r"annotations\[0\] \(id 1\): bbox"):
+        read_cocovid(path)
