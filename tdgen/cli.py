@@ -389,10 +389,10 @@ def synth(
                                         "id). Under torchrun/accelerate launch the shard is the process rank."),
     finalize_only: bool = typer.Option(False, "--finalize", help="Only rebuild annotations.json and "
                                        "manifest.parquet from the finished clips."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... [default: cuda if "
-                                         "available (this process's local rank under a launcher), else cpu]."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16 or bf16 [default: fp32 on cpu, "
-                                        "fp16 on cuda]."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if "
+                                         "available (this process's local rank under a launcher), else cpu)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16 or bf16 (default: fp32 on cpu, "
+                                        "fp16 on cuda)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an --out made with other settings."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary at the end."),
@@ -525,8 +525,10 @@ def model_init(
 def _register_domain_commands() -> None:
     from .evaluate.command import eval_command
     from .shapes.command import shapes_command
+    from .train.command import train_command
 
     app.command("shapes")(handle_errors(shapes_command))
+    app.command("train")(handle_errors(train_command))
     app.command("eval")(handle_errors(eval_command))
 
 

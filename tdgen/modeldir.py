@@ -252,7 +252,7 @@ def write_model_index(path: str | os.PathLike) -> Path:
         "_diffusers_version": _diffusers_version(),
         "_tdgen_version": __version__,
         "unet": ["tdgen", "TrackDiffusionUNet"],
-        "vae": ["diffusers", "AutoencoderKL"],
+        "vae": _vae_entry(Path(path) / "vae"),
         "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"],
         "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
@@ -260,6 +260,16 @@ def write_model_index(path: str | os.PathLike) -> Path:
     file = Path(path) / "model_index.json"
     atomic_write_text(file, json.dumps(index, indent=2) + "\n")
     return file
+
+
+def _vae_entry(vae_dir: Path) -> list[str]:
+    try:
+        name = json.loads((vae_dir / "config.json").read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, json.JSONDecodeError):
+        name = None
+    if name == "SpaceToDepthAutoencoder":
+        return ["tdgen", "SpaceToDepthAutoencoder"]
+    return ["diffusers", "AutoencoderKL"]
 
 
 def _diffusers_version() -> str:
@@ -317,9 +327,9 @@ def load_pipeline(path: str | os.PathLike, *, device: str = "cpu", dtype: Any = 
     encoder. Errors name the directory and component.
     """
     import torch
-    from diffusers import AutoencoderKL
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    from .model.autoencoder import load_autoencoder
     from .model.unet import TrackDiffusionUNet
     from .pipeline import TrackDiffusionPipeline, default_scheduler
 
@@ -337,7 +347,7 @@ def load_pipeline(path: str | os.PathLike, *, device: str = "cpu", dtype: Any = 
             raise ModelError(f"{root / comp}: cannot load {comp}: {first}") from None
 
     unet = load("unet", lambda p: TrackDiffusionUNet.from_pretrained(p, torch_dtype=dtype))
-    vae = load("vae", lambda p: AutoencoderKL.from_pretrained(p, torch_dtype=dtype))
+    vae = load("vae", lambda p: load_autoencoder(p, torch_dtype=dtype))
     text_encoder = load("text_encoder", lambda p: CLIPTextModel.from_pretrained(p, dtype=dtype)
                         if _transformers_major() >= 5 else CLIPTextModel.from_pretrained(p, torch_dtype=dtype))
     tokenizer = load("tokenizer", CLIPTokenizer.from_pretrained)

@@ -165,8 +165,10 @@ class TrackDiffusionPipeline(DiffusionPipeline):
 
     @property
     def vae_scale_factor(self) -> int:
-        """Pixels per latent cell (8 for SD VAEs)."""
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        """Pixels per latent cell (8 for SD VAEs and the space-to-depth autoencoder)."""
+        from tdgen.model.autoencoder import downscale_factor
+
+        return downscale_factor(self.vae)
 
     def default_size(self) -> tuple[int, int]:
         """``(height, width)`` used when the call gives none: ``tdgen.json``'s resolution
