@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -537,8 +536,3 @@ def init_tiny_model(
             "created_by": "tdgen model init --preset tiny",
         })
     return output
-
-
-def copy_component(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Copy a component folder file by file (streams; used by the import commands)."""
-    shutil.copytree(src, dst, dirs_exist_ok=False)
