@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .sizes import parse_wh
 from .tracks.errors import TdgenError, UsageError
 
 app = typer.Typer(
@@ -333,15 +334,7 @@ def preview(
 
 # --------------------------------------------------------------------------- synth
 def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
-    if text is None:
-        return None
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--out-size must look like WxH (e.g. 640x384), got {text!r}") from None
-    if w < 8 or h < 8:
-        raise UsageError(f"--out-size {text}: too small")
-    return w, h
+    return parse_wh(text, "--out-size", minimum=8)
 
 
 @app.command()
@@ -497,15 +490,7 @@ app.add_typer(model_app, name="model")
 
 
 def _model_resolution(text: Optional[str], default: tuple[int, int]) -> tuple[int, int]:
-    if text is None:
-        return default
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--resolution must look like WxH (e.g. 384x256), got {text!r}") from None
-    if w <= 0 or h <= 0 or w % 8 or h % 8:
-        raise UsageError(f"--resolution {text}: width and height must be positive multiples of 8")
-    return w, h
+    return default if text is None else parse_wh(text, "--resolution", multiple_of=8)
 
 
 class _import_progress:

@@ -37,6 +37,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .atomic import atomic_write_bytes
+from .sizes import parse_wh
 from .tracks.errors import AnnotationError, OutputError, TdgenError, UsageError
 from .tracks.trackset import TrackSet
 
@@ -279,17 +280,8 @@ def output_kind(path: str | os.PathLike) -> str:
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"640x360"`` -> (640, 360)."""
-    if text is None:
-        return None
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        w, h = (int(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 640x360") from None
-    if w < 16 or h < 16 or w > 8192 or h > 8192:
-        raise UsageError(f"--size {text!r}: width and height must be in 16..8192")
-    return w, h
+    """``"640x360"`` -> (640, 360) for ``--size``."""
+    return parse_wh(text, "--size", minimum=16, maximum=8192)
 
 
 def _write_image(rgb: np.ndarray, out: Path) -> None:

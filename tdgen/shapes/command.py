@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from ..sizes import parse_wh
 from ..tracks.errors import UsageError
 
 __all__ = ["shapes_command", "parse_size"]
@@ -15,11 +16,7 @@ __all__ = ["shapes_command", "parse_size"]
 
 def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
     """``"128x96"`` -> ``(128, 96)`` (width, height); a one-line UsageError otherwise."""
-    try:
-        w, h = (int(x) for x in text.lower().strip().split("x"))
-    except ValueError:
-        raise UsageError(f"{flag} must look like WxH (e.g. 128x128), got {text!r}") from None
-    return w, h
+    return parse_wh(text, flag)
 
 
 def shapes_command(

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from ..sizes import parse_wh
 from ..tracks.errors import UsageError
 
 __all__ = ["train_command", "parse_resolution"]
@@ -17,13 +18,7 @@ __all__ = ["train_command", "parse_resolution"]
 
 def parse_resolution(text: Optional[str]) -> Optional[tuple[int, int]]:
     """``"128x96"`` -> ``(128, 96)`` (width, height); ``None`` stays ``None``."""
-    if text is None:
-        return None
-    try:
-        w, h = (int(x) for x in text.lower().strip().split("x"))
-    except ValueError:
-        raise UsageError(f"--resolution must look like WxH (e.g. 128x128), got {text!r}") from None
-    return w, h
+    return parse_wh(text, "--resolution", multiple_of=8)
 
 
 def train_command(

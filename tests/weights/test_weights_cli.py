@@ -101,7 +101,7 @@ def test_bad_sources_exit_2_with_one_line_naming_the_key_or_path(case, tmp_path,
         expect = "--gligen and --modelscope go together"
     elif case == "bad-resolution":
         args += ["--resolution", "100x64"]
-        expect = "--resolution 100x64: width and height must be positive multiples of 8"
+        expect = "--resolution 100x64: width and height must be multiples of 8"
     elif case == "exists":
         (tmp_path / "out").mkdir()
         expect = f"{tmp_path / 'out'}: already exists"
