@@ -235,7 +235,7 @@ def _image_columns(t: "pa.Table | None") -> ArrowColumns | None:
     c = ArrowColumns(t, known)
     col = t.column
     c.cols["id"] = [col("id").to_numpy().astype(np.int64)]
-    c.cols["file_name"] = [col("file_name").to_pylist()]
+    c.cols["file_name"] = [col("file_name").to_numpy(zero_copy_only=False).astype(object, copy=False)]
     vid = col("video_id")
     c.cols["video_id"] = [vid.fill_null(-(2**62)).to_numpy().astype(np.int64)]
     for k in ("frame_id", "width", "height", "mot_frame_id"):
