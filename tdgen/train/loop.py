@@ -727,6 +727,20 @@ def train(config: TrainConfig, progress: Callable[[dict[str, Any]], None] | None
     unet.train()
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
+    width0 = int(unet.config.block_out_channels[0])
+    if pipe.scheduler.config.prediction_type == "epsilon" and int(unet.config.in_channels) > width0:
+        # White noise in C latent channels cannot pass a first level narrower than C, so an
+        # epsilon-predicting UNet plateaus (measured: loss ~0.78 at every t with 192 -> 64 channels).
+        # The clean signal (and so v) is low-rank: predict v instead.
+        if config.init is None:
+            raise UsageError(f"the model predicts epsilon but its latents have {unet.config.in_channels} channels and "
+                             f"its first UNet level only {width0}: it cannot learn to predict the noise; use a "
+                             f"model whose scheduler predicts v_prediction or a first level >= the latent channels")
+        from ..pipeline import default_scheduler
+
+        pipe.scheduler = default_scheduler({**pipe.scheduler.config, "prediction_type": "v_prediction"})
+        report({"event": "setup", "message": f"{unet.config.in_channels} latent channels > first UNet width "
+                                              f"{width0}: training with v-prediction"})
     sched = noise_scheduler_from(pipe.scheduler.config)
     num_t = int(sched.config.num_train_timesteps)
     prediction = sched.config.prediction_type

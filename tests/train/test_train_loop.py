@@ -130,6 +130,9 @@ def test_init_tiny_with_the_space_to_depth_autoencoder(rects, tmp_path):
     assert json.loads((md / "model_index.json").read_text())["vae"] == ["tdgen", "SpaceToDepthAutoencoder"]
     unet_cfg = json.loads((md / "unet" / "config.json").read_text())
     assert unet_cfg["in_channels"] == 192 and unet_cfg["out_channels"] == 192
+    # 192 latent channels through a narrower first level: the model is trained to predict v, not noise
+    assert unet_cfg["block_out_channels"][0] < 192
+    assert json.loads((md / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
     assert json.loads((md / "tdgen.json").read_text())["training"]["started_from"]["init"] == "tiny"
     pipe = load_pipeline(md)
     assert isinstance(pipe.vae, SpaceToDepthAutoencoder) and pipe.vae_scale_factor == 8
