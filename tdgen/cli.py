@@ -387,6 +387,9 @@ def synth(
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16 or bf16 (default: fp32 on cpu, "
                                         "fp16 on cuda)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an --out made with other settings."),
+    drop_boxes: bool = typer.Option(False, "--drop-boxes", help="Ablation: generate with every box dropped "
+                                    "(the model sees no layout) while annotations.json still lists the "
+                                    "tracklets, so 'tdgen eval' shows what the boxes contribute."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary at the end."),
 ) -> None:
@@ -435,7 +438,8 @@ def synth(
 
     def make_generator():
         g = PipelineGenerator(model, device=device, dtype=dtype, steps=steps, guidance=cfg,
-                              guidance_kind=guidance_kind, slots=slots, frames=frames, unet_batch=unet_batch)
+                              guidance_kind=guidance_kind, slots=slots, frames=frames, unet_batch=unet_batch,
+                              drop_boxes=drop_boxes)
         state["gen"] = g
         return g
 
@@ -449,7 +453,7 @@ def synth(
         batch_size=batch_size, steps=steps, guidance=cfg, guidance_kind=guidance_kind,
         prompt_template=prompt or md["prompt_template"], captions=captions, out_size=_parse_size(out_size),
         image_format=image_format, quality=quality, flavor=flavor.value, mot=mot, preview=preview,
-        overwrite=overwrite, shard=parse_shard(shard) if shard else None,
+        overwrite=overwrite, shard=parse_shard(shard) if shard else None, drop_boxes=drop_boxes,
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

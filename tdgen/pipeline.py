@@ -332,6 +332,7 @@ class TrackDiffusionPipeline(DiffusionPipeline):
         output_type: str = "np",
         decode_chunk_size: int = 8,
         clips_per_forward: int | None = None,
+        drop_boxes: bool = False,
         callback: Callable[[int, Any, torch.Tensor], Any] | None = None,
     ):
         """Generate one video per clip.
@@ -353,6 +354,8 @@ class TrackDiffusionPipeline(DiffusionPipeline):
             decode_chunk_size: frames per VAE decode call (per clip).
             clips_per_forward: clips per UNet forward (``None``: all of them, one forward of
                 ``2B`` rows with guidance). ``1`` makes results bit-identical across batchings.
+            drop_boxes: condition on no boxes at all (every slot null, as in training's box
+                dropout): the layout ablation that shows what the boxes contribute.
             callback: ``callback(step_index, timestep, latents)`` after every scheduler step.
 
         Returns:
@@ -393,6 +396,8 @@ class TrackDiffusionPipeline(DiffusionPipeline):
         box_emb = table[index.expand(B, F, N)]  # (B, F, N, X)
         boxes = torch.from_numpy(np.ascontiguousarray(boxes_np)).to(device)
         masks = torch.from_numpy(np.ascontiguousarray(mask_np)).to(device)
+        if drop_boxes:
+            masks = torch.zeros_like(masks)
         cond_text = text_emb[:B]
 
         step = B if clips_per_forward is None else int(clips_per_forward)

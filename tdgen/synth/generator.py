@@ -19,7 +19,7 @@ class PipelineGenerator:
 
     def __init__(self, model: str | Path, *, device: str = "cpu", dtype: str = "float32", steps: int = 50,
                  guidance: float = 5.0, guidance_kind: str = "cfg", slots: int | None = None,
-                 frames: int | None = None, unet_batch: int = 1):
+                 frames: int | None = None, unet_batch: int = 1, drop_boxes: bool = False):
         import torch
 
         from ..modeldir import load_pipeline, model_fingerprint, resolve_model_dir
@@ -55,6 +55,7 @@ class PipelineGenerator:
             raise UsageError(f"--unet-batch must be >= 1, got {unet_batch}")
         self.steps, self.guidance, self.kind = steps, guidance, guidance_kind
         self.unet_batch = unet_batch
+        self.drop_boxes = bool(drop_boxes)
         self.timings: list[dict] = []
 
     def __call__(self, clips: Sequence[Clip], prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
@@ -62,7 +63,7 @@ class PipelineGenerator:
         frames = self.pipe(list(clips), list(prompts), list(seeds), num_inference_steps=self.steps,
                            guidance_scale=self.guidance, guidance=self.kind, width=self.resolution[0],
                            height=self.resolution[1], output_type="np",
-                           clips_per_forward=self.unet_batch)
+                           clips_per_forward=self.unet_batch, drop_boxes=self.drop_boxes)
         timing = dict(getattr(self.pipe, "last_timings", {}) or {})
         timing["wall_s"] = time.perf_counter() - t
         timing["clips"] = len(clips)

@@ -67,6 +67,7 @@ class SynthOptions:
     preview: bool = False
     overwrite: bool = False
     shard: tuple[int, int] | None = None  # (k, n)
+    drop_boxes: bool = False  # ablation: generate with every box dropped
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -192,6 +193,7 @@ def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[i
         "planned_clips": len(plan.clips),
         "categories": plan.ts.categories,
         "mot_fields": plan.ts.has_mot_fields(),
+        **({"drop_boxes": True} if opts.drop_boxes else {}),
     }
 
 

@@ -84,6 +84,27 @@ def test_unconditional_branch_is_empty_prompt_and_zero_masks(pipe, clips, monkey
     assert seen[0]["box_masks"].shape[0] == 2
 
 
+def test_drop_boxes_conditions_on_no_boxes_at_all(pipe, clips, monkeypatch):
+    seen = []
+    forward = pipe.unet.forward
+
+    def spy(sample, timestep, **kw):
+        seen.append(kw["box_masks"].clone())
+        return forward(sample, timestep, **kw)
+
+    monkeypatch.setattr(pipe.unet, "forward", spy)
+    dropped = _run(pipe, clips[:2], [1, 2], num_inference_steps=1, drop_boxes=True)
+    assert seen[0].shape[0] == 4 and float(seen[0].abs().sum()) == 0.0
+    # the same as a batch whose every mask is zero, and not the same as the boxed one
+    batch = collate(clips[:2])
+    batch["mask"][:] = 0
+    assert np.array_equal(dropped, _run(pipe, batch, [1, 2], num_inference_steps=1))
+    assert float(seen[-1].abs().sum()) == 0.0
+    seen.clear()
+    _run(pipe, clips[:2], [1, 2], num_inference_steps=1)
+    assert float(seen[0][2:].abs().sum()) > 0
+
+
 def test_guidance_modes_differ_and_rescaled_matches_formula(pipe):
     e_c = torch.randn(2, 4, 3, 5, 5)
     e_u = torch.randn(2, 4, 3, 5, 5)

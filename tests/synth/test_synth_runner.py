@@ -102,6 +102,8 @@ def test_rerun_skips_finished_clips_and_refuses_other_settings(mot_split, tmp_pa
         run_synth(_opts(mot_split, out, steps=3), FakeGenerator)
     r3 = run_synth(_opts(mot_split, out, steps=3, overwrite=True), FakeGenerator)
     assert r3.done == r1.done
+    with pytest.raises(OutputError, match="drop_boxes"):  # an ablation run never mixes with a boxed one
+        run_synth(_opts(mot_split, out, steps=3, drop_boxes=True), FakeGenerator)
 
 
 def test_half_written_clip_is_redone(mot_split, tmp_path):
