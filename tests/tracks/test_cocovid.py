@@ -334,6 +334,40 @@ def test_fast_path_extras_vary_per_record_and_match_the_exact_path():
     assert {a["id"]: a["attrs"] for a in out["annotations"]} == {a["id"]: a["attrs"] for a in doc["annotations"]}
 
 
+def test_fast_path_in_many_blocks_with_nulls_and_unusual_order(monkeypatch):
+    """Columns read straight from Arrow buffers: several chunks, validity bitmaps, booleans,
+    annotations out of frame order, image ids with holes, a track id shared by two videos."""
+    from tdgen.tracks import arrowjson
+
+    monkeypatch.setattr(arrowjson, "BLOCK_BYTES", 512)  # many record batches
+    doc = orjson.loads((REAL / "demo_mot_data_ann.json").read_bytes())
+    for im in doc["images"]:
+        im["id"] = im["id"] * 3 + 7
+    for i, a in enumerate(doc["annotations"]):
+        a["image_id"] = a["image_id"] * 3 + 7
+        a["visibility"] = None if i % 4 == 0 else 0.25 * (i % 5)
+        a["iscrowd"] = i % 7 == 0
+    doc["annotations"].reverse()
+    fast, exact, taken = _fast_vs_exact(orjson.dumps(doc))
+    assert taken == [True]
+    assert fast.equals(exact) and fast.warnings == exact.warnings
+    vis = fast.boxes.visibility
+    assert np.isnan(vis).sum() == sum(a["visibility"] is None for a in doc["annotations"])
+    assert fast.boxes.iscrowd.sum() == sum(a["iscrowd"] for a in doc["annotations"])
+    # a second video that reuses the first one's instance ids: tracks are renumbered per
+    # (video, id) on both paths
+    v2 = max(v["id"] for v in doc["videos"]) + 1
+    doc["videos"].append(dict(doc["videos"][0], id=v2, name="copy"))
+    shift = max(im["id"] for im in doc["images"]) + 1
+    doc["images"] += [dict(im, id=im["id"] + shift, video_id=v2) for im in list(doc["images"])]
+    top = max(a["id"] for a in doc["annotations"])
+    doc["annotations"] += [dict(a, id=a["id"] + top, image_id=a["image_id"] + shift)
+                           for a in list(doc["annotations"])]
+    fast, exact, taken = _fast_vs_exact(orjson.dumps(doc))
+    assert taken == [True] and fast.equals(exact)
+    assert any("renumbered" in w for w in fast.warnings)
+
+
 def test_fast_path_gives_up_on_what_it_cannot_do_exactly():
     doc = orjson.loads((REAL / "demo_mot_data_ann.json").read_bytes())
     doc["annotations"][1]["bbox"] = None  # a null: the exact path reports it
@@ -367,3 +401,13 @@ def test_read_cocovid_fast_path_and_its_fallback_read_the_file_again(tmp_path, m
     path.write_bytes(orjson.dumps(doc))
     with pytest.raises(AnnotationError, match=r"annotations\[0\] \(id 1\): bbox"):
         read_cocovid(path)
+
+
+@pytest.mark.parametrize("scale", [1, 10**12])  # compact ids (per-id min/max) and sparse ones (sorting)
+def test_shared_between_videos_both_strategies(scale):
+    from tdgen.tracks.cocovid import _shared_between_videos
+
+    track = np.array([3, 1, 3, 2, 1]) * scale
+    assert not _shared_between_videos(track, np.array([0, 1, 0, 1, 1]))
+    assert _shared_between_videos(track, np.array([0, 1, 2, 1, 1]))
+    assert not _shared_between_videos(track[:0], track[:0])
