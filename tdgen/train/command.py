@@ -62,6 +62,9 @@ def train_command(
     ema_decay: float = typer.Option(0.9999, "--ema-decay", help="EMA decay of the trained weights (warmed up as "
                                     "min(d, (1+n)/(10+n))); 0 = no EMA. The exported model uses the EMA."),
     max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="Gradient clipping norm (0 = off)."),
+    prediction_type: str = typer.Option("auto", "--prediction-type", help="What the UNet predicts: epsilon, "
+                                        "v_prediction or sample (the clean latents). auto: the model's own; a "
+                                        "fresh UNet narrower than its latents (space-to-depth) predicts sample."),
     fg_weight: float = typer.Option(2.0, "--fg-weight", help="Loss weight of latent cells inside boxes "
                                     "(1 = plain MSE)."),
     text_dropout: float = typer.Option(0.1, "--text-dropout", help="Probability of training a clip with the "
@@ -126,7 +129,7 @@ def train_command(
         steps=steps, batch_size=batch_size, grad_accum=grad_accum, frames=frames, slots=slots,
         resolution=parse_resolution(resolution), stride=stride, prompt_template=prompt, hflip=hflip, lr=lr,
         lr_schedule=lr_schedule, warmup_steps=warmup_steps, stage=stage, mixed_precision=mixed_precision,
-        gradient_checkpointing=grad_checkpointing, ema_decay=ema_decay, max_grad_norm=max_grad_norm,
+        gradient_checkpointing=grad_checkpointing, ema_decay=ema_decay, max_grad_norm=max_grad_norm, prediction_type=prediction_type,
         fg_weight=fg_weight, text_dropout=text_dropout, box_dropout=box_dropout, cache_latents=cache_latents,
         num_workers=num_workers, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
         export_every=export_every, resume=resume, stop_after=stop_after, seed=seed, log_every=log_every, cpu=cpu,

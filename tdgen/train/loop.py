@@ -120,8 +120,9 @@ _RESUME_FIELDS = (
     "resolution", "stride", "step", "min_tracks", "prompt_template", "hflip", "lr", "lr_schedule",
     "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "stage",
     "mixed_precision", "grad_accum", "ema_decay", "fg_weight", "text_dropout", "box_dropout", "seed",
-    "cache_latents",
+    "cache_latents", "prediction_type",
 )
+PREDICTION_TYPES = ("auto", "epsilon", "v_prediction", "sample")
 
 
 # =========================================================================== configuration
@@ -176,6 +177,7 @@ class TrainConfig:
     fg_weight: float = 2.0
     text_dropout: float = 0.1
     box_dropout: float = 0.1
+    prediction_type: str = "auto"
     checkpoint_every: int = 0
     keep_checkpoints: int | None = None
     export_every: int = 0
@@ -219,6 +221,9 @@ class TrainConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise UsageError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, "
                              f"got {self.mixed_precision!r}")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise UsageError(f"--prediction-type must be one of {', '.join(PREDICTION_TYPES)}, "
+                             f"got {self.prediction_type!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise UsageError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.autoencoder not in AUTOENCODERS:
@@ -388,10 +393,34 @@ def noise_scheduler_from(config: Mapping[str, Any] | None):
                 "prediction_type", "steps_offset", "timestep_spacing", "rescale_betas_zero_snr"):
         if config is not None and config.get(key) is not None:
             kw[key] = config[key]
-    if kw["prediction_type"] not in ("epsilon", "v_prediction"):
+    if kw["prediction_type"] not in ("epsilon", "v_prediction", "sample"):
         raise UsageError(f"the model's scheduler predicts {kw['prediction_type']!r}; training supports "
-                         "epsilon and v_prediction")
+                         "epsilon, v_prediction and sample")
     return DDPMScheduler(**kw)
+
+
+def choose_prediction_type(requested: str, current: str, latent_channels: int, width0: int,
+                           fresh: bool) -> str:
+    """What the UNet learns to predict: ``requested``, or for ``"auto"`` the model's own type,
+    except that a fresh UNet whose first level is narrower than its latents predicts ``sample``.
+
+    White noise in C latent channels cannot pass a first level narrower than C. Epsilon targets
+    are that noise at every t (measured with 192 -> 64 channels: loss stuck at ~0.78, samples pure
+    noise); v targets are that noise at small t (loss stuck at ~0.40, samples keep a fine grain of
+    noise). The clean latents are low-rank, so such a UNet predicts them (``sample``).
+    """
+    narrow = latent_channels > width0
+    if requested != "auto":
+        return requested
+    if not narrow:
+        return current
+    if fresh:
+        return "sample"
+    if current != "sample":
+        raise UsageError(f"the model predicts {current} but its latents have {latent_channels} channels and its "
+                         f"first UNet level only {width0}: it cannot learn to predict the noise; pass "
+                         f"--prediction-type sample to retrain it to predict the clean latents")
+    return current
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int, schedule: str = "cosine") -> float:
@@ -728,19 +757,14 @@ def train(config: TrainConfig, progress: Callable[[dict[str, Any]], None] | None
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     width0 = int(unet.config.block_out_channels[0])
-    if pipe.scheduler.config.prediction_type == "epsilon" and int(unet.config.in_channels) > width0:
-        # White noise in C latent channels cannot pass a first level narrower than C, so an
-        # epsilon-predicting UNet plateaus (measured: loss ~0.78 at every t with 192 -> 64 channels).
-        # The clean signal (and so v) is low-rank: predict v instead.
-        if config.init is None:
-            raise UsageError(f"the model predicts epsilon but its latents have {unet.config.in_channels} channels and "
-                             f"its first UNet level only {width0}: it cannot learn to predict the noise; use a "
-                             f"model whose scheduler predicts v_prediction or a first level >= the latent channels")
+    current = pipe.scheduler.config.prediction_type
+    wanted = choose_prediction_type(config.prediction_type, current, int(unet.config.in_channels), width0,
+                                    fresh=config.init is not None)
+    if wanted != current:
         from ..pipeline import default_scheduler
 
-        pipe.scheduler = default_scheduler({**pipe.scheduler.config, "prediction_type": "v_prediction"})
-        report({"event": "setup", "message": f"{unet.config.in_channels} latent channels > first UNet width "
-                                              f"{width0}: training with v-prediction"})
+        pipe.scheduler = default_scheduler({**pipe.scheduler.config, "prediction_type": wanted})
+        report({"event": "setup", "message": f"training with prediction type {wanted} (the model had {current})"})
     sched = noise_scheduler_from(pipe.scheduler.config)
     num_t = int(sched.config.num_train_timesteps)
     prediction = sched.config.prediction_type
@@ -852,7 +876,12 @@ def train(config: TrainConfig, progress: Callable[[dict[str, Any]], None] | None
         text = pipe.encode_prompts(prompts).to(device)
         cat = pipe.encode_categories(names).to(device).view(B, 1, N, -1).expand(B, F, N, -1)
         noisy = sched.add_noise(latents, noise, timesteps)
-        target = noise if prediction == "epsilon" else sched.get_velocity(latents, noise, timesteps)
+        if prediction == "epsilon":
+            target = noise
+        elif prediction == "v_prediction":
+            target = sched.get_velocity(latents, noise, timesteps)
+        else:  # "sample": the clean latents
+            target = latents
         torch.manual_seed(derive_seed(config.seed, "forward", step, m, rank) % (2 ** 63))
         if stage1_frames_apart:
             x = noisy.permute(0, 2, 1, 3, 4).reshape(B * F, C, 1, h, w)

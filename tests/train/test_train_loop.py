@@ -130,9 +130,9 @@ def test_init_tiny_with_the_space_to_depth_autoencoder(rects, tmp_path):
     assert json.loads((md / "model_index.json").read_text())["vae"] == ["tdgen", "SpaceToDepthAutoencoder"]
     unet_cfg = json.loads((md / "unet" / "config.json").read_text())
     assert unet_cfg["in_channels"] == 192 and unet_cfg["out_channels"] == 192
-    # 192 latent channels through a narrower first level: the model is trained to predict v, not noise
+    # 192 latent channels through a narrower first level: the model predicts the clean latents
     assert unet_cfg["block_out_channels"][0] < 192
-    assert json.loads((md / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
+    assert json.loads((md / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "sample"
     assert json.loads((md / "tdgen.json").read_text())["training"]["started_from"]["init"] == "tiny"
     pipe = load_pipeline(md)
     assert isinstance(pipe.vae, SpaceToDepthAutoencoder) and pipe.vae_scale_factor == 8
@@ -189,3 +189,16 @@ def test_bf16_then_fp32_in_one_process(rects, tiny_model_dir, tmp_path):
     b = train(_config(rects, tiny_model_dir, tmp_path / "fp32", steps=1, ema_decay=0.0))
     assert math.isfinite(a.losses[0][1]) and math.isfinite(b.losses[0][1])
     assert a.losses[0][1] == pytest.approx(b.losses[0][1], rel=0.05)
+
+
+def test_prediction_type_choice():
+    from tdgen.train.loop import choose_prediction_type as choose
+
+    assert choose("auto", "epsilon", 4, 64, fresh=False) == "epsilon"  # latents narrower than the UNet
+    assert choose("auto", "epsilon", 192, 64, fresh=True) == "sample"  # space-to-depth from scratch
+    assert choose("auto", "sample", 192, 64, fresh=False) == "sample"
+    assert choose("v_prediction", "epsilon", 192, 64, fresh=False) == "v_prediction"  # asked for
+    with pytest.raises(UsageError, match="--prediction-type sample"):
+        choose("auto", "v_prediction", 192, 64, fresh=False)
+    with pytest.raises(UsageError, match="--prediction-type"):
+        TrainConfig(ann="a.json", out="o", init="tiny", prediction_type="x0").check()

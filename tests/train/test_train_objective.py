@@ -191,5 +191,6 @@ def test_noise_scheduler_takes_the_model_schedule():
     assert s.config.num_train_timesteps == 500 and s.config.prediction_type == "v_prediction"
     d = noise_scheduler_from(None)
     assert d.config.beta_schedule == "scaled_linear" and d.config.num_train_timesteps == 1000
-    with pytest.raises(UsageError, match="sample"):
-        noise_scheduler_from({"prediction_type": "sample"})
+    assert noise_scheduler_from({"prediction_type": "sample"}).config.prediction_type == "sample"
+    with pytest.raises(UsageError, match="flow_prediction"):
+        noise_scheduler_from({"prediction_type": "flow_prediction"})
