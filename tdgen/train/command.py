@@ -62,6 +62,10 @@ def train_command(
     ema_decay: float = typer.Option(0.9999, "--ema-decay", help="EMA decay of the trained weights (warmed up as "
                                     "min(d, (1+n)/(10+n))); 0 = no EMA. The exported model uses the EMA."),
     max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="Gradient clipping norm (0 = off)."),
+    gate_init: Optional[float] = typer.Option(None, "--gate-init", help="Set every layout gate (GLIGEN fusers, "
+                                              "instance enhancer) to this value before training. Default: 1.0 for "
+                                              "a fresh UNet (--init; closed gates never open there), the model's own "
+                                              "when fine-tuning."),
     prediction_type: str = typer.Option("auto", "--prediction-type", help="What the UNet predicts: epsilon, "
                                         "v_prediction or sample (the clean latents). auto: the model's own; a "
                                         "fresh UNet narrower than its latents (space-to-depth) predicts sample."),
@@ -129,7 +133,7 @@ def train_command(
         steps=steps, batch_size=batch_size, grad_accum=grad_accum, frames=frames, slots=slots,
         resolution=parse_resolution(resolution), stride=stride, prompt_template=prompt, hflip=hflip, lr=lr,
         lr_schedule=lr_schedule, warmup_steps=warmup_steps, stage=stage, mixed_precision=mixed_precision,
-        gradient_checkpointing=grad_checkpointing, ema_decay=ema_decay, max_grad_norm=max_grad_norm, prediction_type=prediction_type,
+        gradient_checkpointing=grad_checkpointing, ema_decay=ema_decay, max_grad_norm=max_grad_norm, prediction_type=prediction_type, gate_init=gate_init,
         fg_weight=fg_weight, text_dropout=text_dropout, box_dropout=box_dropout, cache_latents=cache_latents,
         num_workers=num_workers, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
         export_every=export_every, resume=resume, stop_after=stop_after, seed=seed, log_every=log_every, cpu=cpu,

@@ -202,3 +202,21 @@ def test_prediction_type_choice():
         choose("auto", "v_prediction", 192, 64, fresh=False)
     with pytest.raises(UsageError, match="--prediction-type"):
         TrainConfig(ann="a.json", out="o", init="tiny", prediction_type="x0").check()
+
+
+def test_gates_open_for_fresh_unets_and_stay_when_fine_tuning(rects, tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    def gates(md):
+        sd = load_file(str(md / "unet" / "diffusion_pytorch_model.safetensors"))
+        return [float(v) for k, v in sd.items() if k.endswith(("alpha_attn", "alpha_dense"))]
+
+    fresh = train(TrainConfig(ann=rects["ann"], out=tmp_path / "fresh", init="tiny", resolution=(32, 32),
+                              frames=4, slots=4, steps=1, ema_decay=0.0, lr=1e-6))
+    assert gates(fresh.model_dir) and all(abs(g - 1.0) < 1e-3 for g in gates(fresh.model_dir))
+    before = gates(tiny_model_dir)
+    tuned = train(_config(rects, tiny_model_dir, tmp_path / "tuned", steps=1, lr=1e-6, ema_decay=0.0))
+    assert gates(tuned.model_dir) == pytest.approx(before, abs=1e-3)
+    opened = train(_config(rects, tiny_model_dir, tmp_path / "opened", steps=1, lr=1e-6, ema_decay=0.0,
+                           gate_init=0.5))
+    assert gates(opened.model_dir) == pytest.approx([0.5] * len(before), abs=1e-3)
