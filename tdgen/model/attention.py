@@ -85,15 +85,36 @@ class FeedForward(nn.Module):
         return x
 
 
+def cell_position_code(grid: tuple[int, int], num_freqs: int, device: torch.device | None = None) -> torch.Tensor:
+    """``(h*w, 8*num_freqs)``: the Fourier box code of every cell of an ``h x w`` grid, row-major,
+    in normalised ``(x1, y1, x2, y2)`` like the boxes of the grounding tokens."""
+    from .embeddings import fourier_box_embedding
+
+    h, w = int(grid[0]), int(grid[1])
+    ys = torch.arange(h, dtype=torch.float32, device=device)
+    xs = torch.arange(w, dtype=torch.float32, device=device)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    cells = torch.stack([xx / w, yy / h, (xx + 1) / w, (yy + 1) / h], dim=-1).reshape(h * w, 4)
+    return fourier_box_embedding(cells, num_freqs)
+
+
 class GatedSelfAttention(nn.Module):
     """GLIGEN gated self-attention (the ``fuser``).
 
     ``x = x + tanh(alpha_attn) * Attn(LN1([x; linear(objs)]))[:, :n_visual]`` then
     ``x = x + tanh(alpha_dense) * FF(LN2(x))``. Both gates start at 0 (identity).
+
+    With ``position_freqs`` (not in the published model), every visual token entering the
+    attention also gets ``position_proj(Fourier(its cell's box))``, the same code as the boxes of
+    the grounding tokens: a UNet trained from scratch has no other sense of where a token is.
     """
 
-    def __init__(self, query_dim: int, context_dim: int, heads: int, dim_head: int) -> None:
+    def __init__(self, query_dim: int, context_dim: int, heads: int, dim_head: int,
+                 position_freqs: int = 0) -> None:
         super().__init__()
+        self.position_freqs = int(position_freqs)
+        if self.position_freqs:
+            self.position_proj = nn.Linear(8 * self.position_freqs, query_dim)
         self.linear = nn.Linear(context_dim, query_dim)
         self.attn = Attention(query_dim, heads, dim_head)
         self.ff = FeedForward(query_dim)
@@ -102,9 +123,14 @@ class GatedSelfAttention(nn.Module):
         self.alpha_attn = nn.Parameter(torch.zeros(()))
         self.alpha_dense = nn.Parameter(torch.zeros(()))
 
-    def forward(self, x: torch.Tensor, objs: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, objs: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
         n_visual = x.shape[1]
-        tokens = torch.cat([x, self.linear(objs)], dim=1)
+        visual = x
+        if self.position_freqs:
+            if grid is None or grid[0] * grid[1] != n_visual:
+                raise ValueError(f"the fuser's position code needs the token grid (h, w) of its {n_visual} tokens")
+            visual = x + self.position_proj(cell_position_code(grid, self.position_freqs, x.device).to(x.dtype))
+        tokens = torch.cat([visual, self.linear(objs)], dim=1)
         x = x + self.alpha_attn.tanh() * self.attn(self.norm1(tokens))[:, :n_visual]
         x = x + self.alpha_dense.tanh() * self.ff(self.norm2(x))
         return x

@@ -63,6 +63,7 @@ class BlockSpec(NamedTuple):
     temporal_conv_dropout: float
     use_fuser: bool
     motion_dim: int
+    fuser_position_freqs: int = 0
 
 
 class ResnetBlock2D(nn.Module):
@@ -167,7 +168,8 @@ class SpatialTransformerBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim)
         self.fuser = (
-            GatedSelfAttention(dim, spec.cross_attention_dim, heads, dim_head) if spec.use_fuser else None
+            GatedSelfAttention(dim, spec.cross_attention_dim, heads, dim_head, spec.fuser_position_freqs)
+            if spec.use_fuser else None
         )
         self.injector = InstanceInjector(dim, heads, dim_head, spec.motion_dim) if with_injector else None
 
@@ -179,10 +181,11 @@ class SpatialTransformerBlock(nn.Module):
         inst_feat: torch.Tensor | None,
         track: torch.Tensor | None,
         num_frames: int,
+        grid: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         x = x + self.attn1(self.norm1(x))
         if self.fuser is not None and objs is not None:
-            x = self.fuser(x, objs)
+            x = self.fuser(x, objs, grid)
         if self.injector is not None and inst_feat is not None and track is not None:
             x = self.injector(x, inst_feat, track, num_frames)
         x = x + self.attn2(self.norm2(x), context)
@@ -213,7 +216,7 @@ class SpatialTransformer(nn.Module):
         h = self.norm(x).permute(0, 2, 3, 1).reshape(bf, height * width, ch)
         h = self.proj_in(h)
         for block in self.transformer_blocks:
-            h = block(h, context, objs, inst_feat, track, num_frames)
+            h = block(h, context, objs, inst_feat, track, num_frames, (height, width))
         h = self.proj_out(h)
         return h.reshape(bf, height, width, ch).permute(0, 3, 1, 2) + x
 

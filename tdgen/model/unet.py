@@ -142,6 +142,10 @@ class TrackDiffusionUNet(ModelMixin, ConfigMixin):
         position_net_hidden_dim: hidden width of the grounding-token MLP (512).
         motion_embed_dim: width of the motion code (128).
         motion_attention_heads, motion_attention_head_dim: motion extractor attention (4 x 32).
+        fuser_position_embedding: not in the published model (default off). Each fuser adds a
+            learned projection of its visual tokens' Fourier cell code (``position_proj``) before
+            attending with the grounding tokens, so a small UNet trained from scratch can tell
+            where a token lies relative to a box.
 
     Initialisation of a fresh model: gates of fusers and injectors are 0, temporal convs end in a
     zero conv, and the identity embedding and learnable frame embeddings are zero (the published
@@ -184,6 +188,7 @@ class TrackDiffusionUNet(ModelMixin, ConfigMixin):
         motion_embed_dim: int = 128,
         motion_attention_heads: int = 4,
         motion_attention_head_dim: int = 32,
+        fuser_position_embedding: bool = False,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in block_out_channels)
@@ -216,6 +221,7 @@ class TrackDiffusionUNet(ModelMixin, ConfigMixin):
             temporal_conv_dropout=temporal_conv_dropout,
             use_fuser=use_fuser,
             motion_dim=motion_embed_dim,
+            fuser_position_freqs=box_fourier_freqs if fuser_position_embedding else 0,
         )
 
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)

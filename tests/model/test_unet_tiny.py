@@ -290,3 +290,39 @@ def test_enhancer_without_fusers(tiny_cfg, make_inputs, perturb):
     with torch.no_grad():
         out = model(**make_inputs(tiny_cfg, frames=3)).sample
     assert torch.isfinite(out).all()
+
+
+def test_fuser_position_embedding_option(tiny_cfg, make_inputs, perturb):
+    """Off (published): no extra keys. On: position_proj in every fuser, trained, and the fuser's
+    attention then depends on where a token is, not only on what it holds."""
+    from tdgen.model.attention import cell_position_code
+    from tdgen.model.embeddings import fourier_box_embedding
+
+    plain = TrackDiffusionUNet(**tiny_cfg)
+    assert not any("position_proj" in k for k in plain.state_dict())
+    cfg = dict(tiny_cfg, fuser_position_embedding=True)
+    torch.manual_seed(0)
+    model = perturb(TrackDiffusionUNet(**cfg), gate=1.0).train()
+    keys = [k for k in model.state_dict() if "position_proj" in k]
+    assert keys and all(".fuser.position_proj." in k for k in keys)
+    assert set(model.state_dict()) - set(keys) == set(plain.state_dict())
+    inputs = make_inputs(cfg, height=8, width=6)
+    out = model(**inputs).sample
+    out.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for n, p in model.named_parameters() if "position_proj" in n)
+    code = cell_position_code((2, 3), 8)
+    assert code.shape == (6, 64)
+    assert torch.allclose(code[4], fourier_box_embedding(torch.tensor([1 / 3, 1 / 2, 2 / 3, 1.0]), 8))
+    # a fuser with positions tells two tokens with equal features apart; without, it cannot
+    from tdgen.model.attention import GatedSelfAttention
+
+    torch.manual_seed(1)
+    fuser = GatedSelfAttention(16, 8, 2, 8, position_freqs=8)
+    with torch.no_grad():
+        fuser.alpha_attn.fill_(1.0)
+    x = torch.ones(1, 4, 16)
+    y = fuser(x, torch.randn(1, 3, 8), grid=(2, 2))
+    assert not torch.allclose(y[0, 0], y[0, 3])
+    with pytest.raises(ValueError, match="token grid"):
+        fuser(x, torch.randn(1, 3, 8))
