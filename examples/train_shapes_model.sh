@@ -11,7 +11,10 @@ WORK=${1:-shapes_run}
 mkdir -p "$WORK" && cd "$WORK"
 [ -d train_set ] || tdgen shapes -o train_set --videos 500 --frames 32 --seed 1
 [ -d heldout ] || tdgen shapes -o heldout --videos 60 --frames 8 --seed 2     # 60 clips never trained on
-echo '{"block_out_channels": [64, 128], "norm_num_groups": 16}' > unet.json
+# fuser_position_embedding: the small UNet trained from scratch has no other sense of where a
+# token lies relative to a box (see the UNet docstring); --init also makes it predict the clean
+# latents and opens the layout gates (see README, Training).
+echo '{"block_out_channels": [64, 128], "norm_num_groups": 16, "fuser_position_embedding": true}' > unet.json
 RESUME=()
 [ -d run/checkpoints ] && RESUME=(--resume)
 tdgen train --ann train_set/annotations.json --captions train_set/captions.json \
