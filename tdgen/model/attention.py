@@ -20,6 +20,7 @@ __all__ = [
     "GEGLU",
     "GatedSelfAttention",
     "TemporalTransformer",
+    "cell_box_overlap",
     "TemporalTransformerBlock",
     "FRAME_EMBEDDING_KINDS",
 ]
@@ -47,14 +48,17 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(context_dim or query_dim, inner, bias=False)
         self.to_out = nn.ModuleList([nn.Linear(inner, query_dim), nn.Dropout(dropout)])
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``mask``: optional boolean ``(B, 1 or heads, q_len, kv_len)``, True where a query may attend."""
         ctx = x if context is None else context
         bsz, q_len, _ = x.shape
         kv_len = ctx.shape[1]
         q = self.to_q(x).view(bsz, q_len, self.heads, self.dim_head).transpose(1, 2)
         k = self.to_k(ctx).view(bsz, kv_len, self.heads, self.dim_head).transpose(1, 2)
         v = self.to_v(ctx).view(bsz, kv_len, self.heads, self.dim_head).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = out.transpose(1, 2).reshape(bsz, q_len, self.heads * self.dim_head)
         return self.to_out[1](self.to_out[0](out))
 
@@ -85,6 +89,23 @@ class FeedForward(nn.Module):
         return x
 
 
+def cell_box_overlap(grid: tuple[int, int], boxes: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """``(BF, h*w, N)`` bool: True where cell ``(i, j)`` of an ``h x w`` grid (row-major) overlaps
+    box ``n`` (normalised xyxy ``(BF, N, 4)``) and the slot is on (``masks`` ``(BF, N)``).
+
+    Overlap is strict (touching edges do not count), so every box of positive size covers at least
+    one cell, however small it is on the grid.
+    """
+    h, w = int(grid[0]), int(grid[1])
+    xs = torch.arange(w, dtype=boxes.dtype, device=boxes.device)
+    ys = torch.arange(h, dtype=boxes.dtype, device=boxes.device)
+    x1, y1, x2, y2 = (boxes[..., k].unsqueeze(1) for k in range(4))  # (BF, 1, N)
+    in_x = (x1 * w < (xs + 1)[None, :, None]) & (x2 * w > xs[None, :, None])  # (BF, w, N)
+    in_y = (y1 * h < (ys + 1)[None, :, None]) & (y2 * h > ys[None, :, None])  # (BF, h, N)
+    cover = in_y[:, :, None, :] & in_x[:, None, :, :]  # (BF, h, w, N)
+    return cover.reshape(boxes.shape[0], h * w, -1) & masks[:, None, :].bool()
+
+
 def cell_position_code(grid: tuple[int, int], num_freqs: int, device: torch.device | None = None) -> torch.Tensor:
     """``(h*w, 8*num_freqs)``: the Fourier box code of every cell of an ``h x w`` grid, row-major,
     in normalised ``(x1, y1, x2, y2)`` like the boxes of the grounding tokens."""
@@ -107,12 +128,19 @@ class GatedSelfAttention(nn.Module):
     With ``position_freqs`` (not in the published model), every visual token entering the
     attention also gets ``position_proj(Fourier(its cell's box))``, the same code as the boxes of
     the grounding tokens: a UNet trained from scratch has no other sense of where a token is.
+
+    With ``box_mask`` (not in the published model's documented configuration; the published
+    ``box2temp`` experiment masks its tracklet attention the same way), a visual token may attend
+    to an instance token only where its cell overlaps that instance's box; visual tokens still
+    attend to each other. No parameters are added, so the switch can be turned on for a trained
+    model. It needs the boxes and masks (:func:`cell_box_overlap`).
     """
 
     def __init__(self, query_dim: int, context_dim: int, heads: int, dim_head: int,
-                 position_freqs: int = 0) -> None:
+                 position_freqs: int = 0, box_mask: bool = False) -> None:
         super().__init__()
         self.position_freqs = int(position_freqs)
+        self.box_mask = bool(box_mask)
         if self.position_freqs:
             self.position_proj = nn.Linear(8 * self.position_freqs, query_dim)
         self.linear = nn.Linear(context_dim, query_dim)
@@ -123,15 +151,31 @@ class GatedSelfAttention(nn.Module):
         self.alpha_attn = nn.Parameter(torch.zeros(()))
         self.alpha_dense = nn.Parameter(torch.zeros(()))
 
-    def forward(self, x: torch.Tensor, objs: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        objs: torch.Tensor,
+        grid: tuple[int, int] | None = None,
+        boxes: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         n_visual = x.shape[1]
         visual = x
+        if (self.position_freqs or self.box_mask) and (grid is None or grid[0] * grid[1] != n_visual):
+            raise ValueError(f"the fuser's position code and box mask need the token grid (h, w) of its "
+                             f"{n_visual} tokens")
         if self.position_freqs:
-            if grid is None or grid[0] * grid[1] != n_visual:
-                raise ValueError(f"the fuser's position code needs the token grid (h, w) of its {n_visual} tokens")
             visual = x + self.position_proj(cell_position_code(grid, self.position_freqs, x.device).to(x.dtype))
+        attn_mask = None
+        if self.box_mask:
+            if boxes is None or masks is None:
+                raise ValueError("a fuser with box_mask needs the boxes and box masks")
+            allowed = cell_box_overlap(grid, boxes.float(), masks)  # (BF, n_visual, N)
+            n_tokens = n_visual + objs.shape[1]
+            attn_mask = torch.ones(x.shape[0], 1, n_tokens, n_tokens, dtype=torch.bool, device=x.device)
+            attn_mask[:, 0, :n_visual, n_visual:] = allowed
         tokens = torch.cat([visual, self.linear(objs)], dim=1)
-        x = x + self.alpha_attn.tanh() * self.attn(self.norm1(tokens))[:, :n_visual]
+        x = x + self.alpha_attn.tanh() * self.attn(self.norm1(tokens), mask=attn_mask)[:, :n_visual]
         x = x + self.alpha_dense.tanh() * self.ff(self.norm2(x))
         return x
 

@@ -64,6 +64,7 @@ class BlockSpec(NamedTuple):
     use_fuser: bool
     motion_dim: int
     fuser_position_freqs: int = 0
+    fuser_box_mask: bool = False
 
 
 class ResnetBlock2D(nn.Module):
@@ -168,7 +169,8 @@ class SpatialTransformerBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim)
         self.fuser = (
-            GatedSelfAttention(dim, spec.cross_attention_dim, heads, dim_head, spec.fuser_position_freqs)
+            GatedSelfAttention(dim, spec.cross_attention_dim, heads, dim_head, spec.fuser_position_freqs,
+                               spec.fuser_box_mask)
             if spec.use_fuser else None
         )
         self.injector = InstanceInjector(dim, heads, dim_head, spec.motion_dim) if with_injector else None
@@ -182,10 +184,12 @@ class SpatialTransformerBlock(nn.Module):
         track: torch.Tensor | None,
         num_frames: int,
         grid: tuple[int, int] | None = None,
+        boxes: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
     ) -> torch.Tensor:
         x = x + self.attn1(self.norm1(x))
         if self.fuser is not None and objs is not None:
-            x = self.fuser(x, objs, grid)
+            x = self.fuser(x, objs, grid, boxes, masks)
         if self.injector is not None and inst_feat is not None and track is not None:
             x = self.injector(x, inst_feat, track, num_frames)
         x = x + self.attn2(self.norm2(x), context)
@@ -211,12 +215,14 @@ class SpatialTransformer(nn.Module):
         inst_feat: torch.Tensor | None = None,
         track: torch.Tensor | None = None,
         num_frames: int = 1,
+        boxes: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
     ) -> torch.Tensor:
         bf, ch, height, width = x.shape
         h = self.norm(x).permute(0, 2, 3, 1).reshape(bf, height * width, ch)
         h = self.proj_in(h)
         for block in self.transformer_blocks:
-            h = block(h, context, objs, inst_feat, track, num_frames, (height, width))
+            h = block(h, context, objs, inst_feat, track, num_frames, (height, width), boxes, masks)
         h = self.proj_out(h)
         return h.reshape(bf, height, width, ch).permute(0, 3, 1, 2) + x
 
@@ -271,7 +277,7 @@ class _Block(nn.Module):
         null = getattr(self, "null_track_feat", None)
         if null is not None and track is not None and boxes is not None and masks is not None:
             inst_feat = instance_features(hidden, boxes, masks, null.weight[0])
-        hidden = self.attentions[index](hidden, context, objs, inst_feat, track, num_frames)
+        hidden = self.attentions[index](hidden, context, objs, inst_feat, track, num_frames, boxes, masks)
         hidden = self.temp_attentions[index](hidden, num_frames)
         return hidden
 
@@ -380,8 +386,8 @@ class UNetMidBlock3DCrossAttn(_Block):
     def _first(self, num_frames, hidden, temb):
         return self.temp_convs[0](self.resnets[0](hidden, temb), num_frames)
 
-    def _mid_layer(self, index, num_frames, hidden, temb, context, objs, track):
-        hidden = self.attentions[index](hidden, context, objs, None, track, num_frames)
+    def _mid_layer(self, index, num_frames, hidden, temb, context, objs, track, boxes=None, masks=None):
+        hidden = self.attentions[index](hidden, context, objs, None, track, num_frames, boxes, masks)
         hidden = self.temp_attentions[index](hidden, num_frames)
         hidden = self.resnets[index + 1](hidden, temb)
         return self.temp_convs[index + 1](hidden, num_frames)
@@ -391,7 +397,7 @@ class UNetMidBlock3DCrossAttn(_Block):
         hidden = self._run(functools.partial(self._first, num_frames), hidden, temb)
         for i in range(len(self.attentions)):
             fn = functools.partial(self._mid_layer, i, num_frames)
-            hidden = self._run(fn, hidden, temb, context, g.objs, g.track)
+            hidden = self._run(fn, hidden, temb, context, g.objs, g.track, g.boxes, g.masks)
         return hidden
 
 

@@ -146,6 +146,10 @@ class TrackDiffusionUNet(ModelMixin, ConfigMixin):
             learned projection of its visual tokens' Fourier cell code (``position_proj``) before
             attending with the grounding tokens, so a small UNet trained from scratch can tell
             where a token lies relative to a box.
+        fuser_box_mask: not in the published model's documented configuration (default off; the
+            published ``box2temp`` experiment masks its tracklet attention alike). Each fuser's
+            visual tokens attend to an instance token only where their cell overlaps its box. No
+            parameters: it can be switched on for a trained model.
 
     Initialisation of a fresh model: gates of fusers and injectors are 0, temporal convs end in a
     zero conv, and the identity embedding and learnable frame embeddings are zero (the published
@@ -189,6 +193,7 @@ class TrackDiffusionUNet(ModelMixin, ConfigMixin):
         motion_attention_heads: int = 4,
         motion_attention_head_dim: int = 32,
         fuser_position_embedding: bool = False,
+        fuser_box_mask: bool = False,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in block_out_channels)
@@ -222,6 +227,7 @@ class TrackDiffusionUNet(ModelMixin, ConfigMixin):
             use_fuser=use_fuser,
             motion_dim=motion_embed_dim,
             fuser_position_freqs=box_fourier_freqs if fuser_position_embedding else 0,
+            fuser_box_mask=bool(fuser_box_mask),
         )
 
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)

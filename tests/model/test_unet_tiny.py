@@ -326,3 +326,59 @@ def test_fuser_position_embedding_option(tiny_cfg, make_inputs, perturb):
     assert not torch.allclose(y[0, 0], y[0, 3])
     with pytest.raises(ValueError, match="token grid"):
         fuser(x, torch.randn(1, 3, 8))
+
+
+def test_cell_box_overlap():
+    from tdgen.model.attention import cell_box_overlap
+
+    boxes = torch.tensor([[[0.0, 0.0, 0.5, 0.5],      # top-left quarter of a 2x4 grid: cells 0, 1
+                           [0.6, 0.55, 0.62, 0.6],    # tiny box: only cell (1, 2)
+                           [0.0, 0.0, 1.0, 1.0]]])    # masked off
+    masks = torch.tensor([[True, True, False]])
+    cover = cell_box_overlap((2, 4), boxes, masks)
+    assert cover.shape == (1, 8, 3)
+    assert cover[0, :, 0].nonzero().flatten().tolist() == [0, 1]   # x2=0.5 touches cell 2's edge: no
+    assert cover[0, :, 1].nonzero().flatten().tolist() == [6]
+    assert not cover[0, :, 2].any()
+
+
+def test_fuser_box_mask_option(tiny_cfg, make_inputs, perturb):
+    """No new parameters; a token outside every box ignores the instance tokens, one inside does not,
+    and the UNet's output then changes only near the box when the box's category changes."""
+    from tdgen.model.attention import GatedSelfAttention
+
+    plain = TrackDiffusionUNet(**tiny_cfg)
+    cfg = dict(tiny_cfg, fuser_box_mask=True)
+    torch.manual_seed(0)
+    model = perturb(TrackDiffusionUNet(**cfg), gate=1.0).eval()
+    assert set(model.state_dict()) == set(plain.state_dict())
+
+    torch.manual_seed(1)
+    fuser = GatedSelfAttention(16, 8, 2, 8, box_mask=True)
+    with torch.no_grad():
+        fuser.alpha_attn.fill_(1.0)
+    x = torch.randn(1, 4, 16)
+    boxes = torch.tensor([[[0.0, 0.0, 0.4, 0.4]]])  # cell 0 of a 2x2 grid
+    on = torch.tensor([[True]])
+    a = fuser(x, torch.randn(1, 1, 8), (2, 2), boxes, on)
+    b = fuser(x, torch.randn(1, 1, 8), (2, 2), boxes, on)
+    assert not torch.allclose(a[0, 0], b[0, 0])          # inside: sees the instance token
+    torch.testing.assert_close(a[0, 1:], b[0, 1:])        # outside: does not
+    with pytest.raises(ValueError, match="boxes"):
+        fuser(x, torch.randn(1, 1, 8), (2, 2))
+
+    inputs = make_inputs(cfg, frames=2, height=8, width=8)
+    n = cfg["max_slots"]
+    boxes = torch.zeros(1, 2, n, 4)
+    boxes[..., 0, :] = torch.tensor([0.0, 0.0, 0.25, 0.25])
+    masks = torch.zeros(1, 2, n)
+    masks[..., 0] = 1
+    emb = torch.randn(1, 2, n, cfg["cross_attention_dim"])
+    inputs.update(boxes=boxes, box_masks=masks, box_embeddings=emb)
+    with torch.no_grad():
+        first = model(**inputs).sample
+        emb2 = emb.clone()
+        emb2[..., 0, :] = torch.randn(cfg["cross_attention_dim"])
+        second = model(**dict(inputs, box_embeddings=emb2)).sample
+    change = (first - second).abs().mean(dim=(0, 1, 2))  # (H, W)
+    assert change[:2, :2].mean() > 3 * change[4:, 4:].mean()
