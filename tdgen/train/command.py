@@ -108,7 +108,7 @@ def train_command(
            trained as independent images
       2    video: temporal convs and transformers, frame embeddings, the motion extractor,
            the identity embedding and the temporal instance enhancer
-      all  every UNet weight (training from scratch)
+      all  every UNet weight (from scratch, or a full fine-tune)
 
     Examples:
 

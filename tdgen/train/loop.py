@@ -106,7 +106,7 @@ STAGE_GROUPS: dict[str, str] = {
          "*.temp_attentions.*, frame embeddings included), the motion extractor "
          "(position_net.tracklet_*), the identity embedding (position_net.instance_embedding.*), "
          "the instance enhancer (*.injector.*) and its null features (*.null_track_feat.*)",
-    "all": "every UNet parameter (training from scratch)",
+    "all": "every UNet parameter (from scratch, or a full fine-tune)",
 }
 """What each ``--stage`` trains (the text encoder and the autoencoder are always frozen)."""
 
