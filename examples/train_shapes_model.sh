@@ -8,7 +8,7 @@
 # takes minutes for what this CPU does in hours.
 set -euo pipefail
 WORK=${1:-shapes_run}
-PHASE2_STEPS=${2:-3000}
+PHASE2_STEPS=${2:-4500}
 mkdir -p "$WORK" && cd "$WORK"
 [ -d train_set ] || tdgen shapes -o train_set --videos 500 --frames 32 --seed 1
 [ -d heldout ] || tdgen shapes -o heldout --videos 60 --frames 8 --seed 2     # 60 clips never trained on
