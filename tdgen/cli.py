@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -40,13 +41,26 @@ def _fail(message: str, code: int) -> "typer.Exit":
     return typer.Exit(code)
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """tdgen's own warnings as one plain ``warning: ...`` line; anything else as Python shows it."""
+    if category.__module__.split(".")[0] == "tdgen":
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Turn library exceptions into one-line messages and exit codes; never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except TdgenError as e:
             raise _fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:

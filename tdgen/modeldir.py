@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -71,6 +72,10 @@ class ModelError(TdgenError):
     """A model directory or preset that cannot be used (exit 2): names the path and what is wrong."""
 
     exit_code = 2
+
+
+class ModelWarning(UserWarning):
+    """A model directory that loads, but not quite as written (e.g. weights its config leaves unused)."""
 
 
 # --------------------------------------------------------------------------- presets
@@ -346,6 +351,11 @@ def load_pipeline(path: str | os.PathLike, *, device: str = "cpu", dtype: Any = 
             raise ModelError(f"{root / comp}: cannot load {comp}: {first}") from None
 
     unet = load("unet", lambda p: TrackDiffusionUNet.from_pretrained(p, torch_dtype=dtype))
+    unused = unused_weight_names(root / "unet", unet.state_dict().keys())
+    if unused:
+        warnings.warn(f"{root / 'unet'}: {len(unused)} weight tensors are not used by its config.json and were "
+                      f"dropped (first: {unused[0]}); switched-off modules such as use_enhancer do this",
+                      ModelWarning, stacklevel=2)
     vae = load("vae", lambda p: load_autoencoder(p, torch_dtype=dtype))
     text_encoder = load("text_encoder", lambda p: CLIPTextModel.from_pretrained(p, dtype=dtype)
                         if _transformers_major() >= 5 else CLIPTextModel.from_pretrained(p, torch_dtype=dtype))
@@ -368,6 +378,21 @@ def load_pipeline(path: str | os.PathLike, *, device: str = "cpu", dtype: Any = 
         raise ModelError(f"cannot move the model to {device!r}: {str(exc).splitlines()[0]}") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def unused_weight_names(component_dir: str | os.PathLike, model_keys) -> list[str]:
+    """Tensor names in a component's safetensors files that the loaded model has no place for (sorted).
+
+    Reads only the file headers. ``.bin`` weights are not inspected (returns what safetensors show).
+    """
+    from safetensors import safe_open
+
+    wanted = set(model_keys)
+    unused: set[str] = set()
+    for file in sorted(Path(component_dir).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            unused.update(k for k in f.keys() if k not in wanted)
+    return sorted(unused)
 
 
 def _quiet_libraries() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,35 @@ def test_no_default_model_gives_a_hint(monkeypatch, tmp_path):
     monkeypatch.setattr(modeldir, "presets_dir", lambda: tmp_path)
     with pytest.raises(ModelError, match="--model tiny"):
         modeldir.default_model()
+
+
+def test_weights_a_config_leaves_unused_are_reported(tiny, tmp_path):
+    from tdgen.modeldir import ModelWarning, load_pipeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModelWarning)  # the unchanged directory loads silently
+        load_pipeline(tiny)
+    off = tmp_path / "no_enhancer"
+    shutil.copytree(tiny, off)
+    cfg_file = off / "unet" / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["use_enhancer"] = False
+    cfg_file.write_text(json.dumps(cfg))
+    with pytest.warns(ModelWarning, match=r"no_enhancer/unet: \d+ weight tensors are not used") as caught:
+        pipe = load_pipeline(off)
+    assert len(caught) == 1 and not pipe.unet.config.use_enhancer
+    unused = modeldir.unused_weight_names(off / "unet", pipe.unet.state_dict().keys())
+    assert unused and all("injector" in k or "track" in k for k in unused)  # the enhancer's tensors
+
+
+def test_cli_shows_tdgen_warnings_as_one_line(capsys):
+    from tdgen.cli import handle_errors
+    from tdgen.modeldir import ModelWarning
+
+    @handle_errors
+    def command() -> int:
+        warnings.warn("m/unet: 3 weight tensors are not used", ModelWarning, stacklevel=2)
+        return 7
+
+    assert command() == 7
+    assert capsys.readouterr().err == "warning: m/unet: 3 weight tensors are not used\n"
