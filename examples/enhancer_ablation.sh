@@ -2,7 +2,8 @@
 # The enhancer ablation of the README: the same phase-2 fine-tune as the default model's recipe,
 # for the same budget (1,000 steps, same seed and data order), once with the temporal instance
 # enhancer (published `injector` + tracklet motion attention) and once with it switched off
-# (its weights are dropped on load), then both evaluated on the 60 held-out clips.
+# (its weights are dropped on load: tdgen says so in a warning line), then both evaluated on the
+# 60 held-out clips.
 # About 20 minutes per training run and 9 per evaluation on a 2-core CPU.
 #
 #   bash examples/enhancer_ablation.sh WORKDIR [STEPS]
