@@ -350,8 +350,9 @@ def load_pipeline(path: str | os.PathLike, *, device: str = "cpu", dtype: Any = 
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{root / comp}: cannot load {comp}: {first}") from None
 
-    unet = load("unet", lambda p: TrackDiffusionUNet.from_pretrained(p, torch_dtype=dtype))
-    unused = unused_weight_names(root / "unet", unet.state_dict().keys())
+    unet, unet_info = load("unet", lambda p: TrackDiffusionUNet.from_pretrained(p, torch_dtype=dtype,
+                                                                               output_loading_info=True))
+    unused = sorted(unet_info["unexpected_keys"])
     if unused:
         warnings.warn(f"{root / 'unet'}: {len(unused)} weight tensors are not used by its config.json and were "
                       f"dropped (first: {unused[0]}); switched-off modules such as use_enhancer do this",
@@ -372,27 +373,13 @@ def load_pipeline(path: str | os.PathLike, *, device: str = "cpu", dtype: Any = 
     pipe = TrackDiffusionPipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
                                   scheduler=scheduler)
     pipe.tdgen_config = info
+    pipe.tdgen_unused_weights = unused  # UNet tensors in the files that this config has no place for
     try:
         pipe.to(device)
     except (RuntimeError, AssertionError) as exc:
         raise ModelError(f"cannot move the model to {device!r}: {str(exc).splitlines()[0]}") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def unused_weight_names(component_dir: str | os.PathLike, model_keys) -> list[str]:
-    """Tensor names in a component's safetensors files that the loaded model has no place for (sorted).
-
-    Reads only the file headers. ``.bin`` weights are not inspected (returns what safetensors show).
-    """
-    from safetensors import safe_open
-
-    wanted = set(model_keys)
-    unused: set[str] = set()
-    for file in sorted(Path(component_dir).glob("*.safetensors")):
-        with safe_open(str(file), framework="pt") as f:
-            unused.update(k for k in f.keys() if k not in wanted)
-    return sorted(unused)
 
 
 def _quiet_libraries() -> None:
