@@ -28,7 +28,8 @@ def train_command(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder the frames' file names are relative to "
                                           "(default: the annotation file's folder). Videos whose name is a video "
                                           "file (.mp4, .avi, ...) are decoded with decord."),
-    captions: Optional[Path] = typer.Option(None, "--captions", help="JSON object: video name -> caption. Other "
+    captions: Optional[Path] = typer.Option(None, "--captions", help="Captions per source video: a JSON object "
+                                            "(video name -> caption) or '<video><TAB><caption>' lines. Other "
                                             "videos get the prompt template."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model directory (or preset) to fine-tune; "
                                         "with --init, where the text encoder and autoencoder come from."),

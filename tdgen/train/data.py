@@ -38,6 +38,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..prompts import PromptTemplate, load_captions, make_prompt, parse_template
 from ..tracks.clips import Clip, ClipSpec, plan_clips
 from ..tracks.errors import AnnotationError, UsageError
 from ..tracks.io import read_tracks
@@ -73,39 +74,10 @@ def derive_seed(seed: int, *parts: Any) -> int:
 # --------------------------------------------------------------------------- prompts
 
 
-def load_captions(path: str | os.PathLike | None) -> dict[str, str]:
-    """``{video name: caption}`` from a JSON object file (``tdgen shapes`` writes one); ``{}`` for None."""
-    if path is None:
-        return {}
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AnnotationError(path, None, "no such captions file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError(path, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        raise AnnotationError(path, None, f"invalid JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise AnnotationError(path, None, "expected a JSON object mapping video names to captions")
-    for k, v in obj.items():
-        if not isinstance(v, str):
-            raise AnnotationError(path, repr(k), f"caption must be a string, got {type(v).__name__}")
-    return obj
-
-
-def prompt_for(clip: Clip, template: str, captions: dict[str, str]) -> str:
-    """The caption of the clip's video, else ``template`` with ``{categories}`` (the clip's
-    distinct category names, comma separated; "objects" when it has none) and ``{video}``."""
-    if clip.video_name in captions:
-        return captions[clip.video_name]
-    names = list(dict.fromkeys(n for n in clip.category_names if n))
-    try:
-        return template.format(categories=", ".join(names) if names else "objects", video=clip.video_name)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise UsageError(f"prompt template {template!r}: {exc}; use {{categories}} and {{video}}") from None
+# Captions and templates are read and filled by tdgen.prompts, the same code synth uses, so a model
+# is sampled with prompts built exactly as in training. ``load_captions`` is re-exported from there;
+# ``prompt_for`` is the old name of ``make_prompt``.
+prompt_for = make_prompt
 
 
 def flip_boxes(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -280,10 +252,12 @@ class ClipDataset(torch.utils.data.Dataset):
     Args:
         ann: annotation file (COCO-VID; MOT directories and YouTube-VIS files work too).
         images: root the frames' file names are relative to (default: ``ann``'s folder).
-        captions: ``{video name: caption}`` JSON file (optional).
+        captions: ``{video name: caption}`` file, JSON object or ``name<TAB>caption`` lines
+            (optional; see :func:`tdgen.prompts.load_captions`).
         frames, slots, stride, step, min_tracks, overflow: the :class:`~tdgen.tracks.clips.ClipSpec`.
         resolution: ``(W, H)`` of the model.
-        prompt_template: used for videos without a caption (``{categories}``, ``{video}``).
+        prompt_template: used for videos without a caption (``{categories}``, ``{video}``),
+            checked before anything is read (:func:`tdgen.prompts.parse_template`).
         latent_cache: serve cached latents instead of pixels (fill it with
             :func:`precompute_latents` first).
         trackset: an already loaded :class:`TrackSet` of ``ann`` (skips reading it again).
@@ -306,11 +280,16 @@ class ClipDataset(torch.utils.data.Dataset):
         step: int = 1,
         min_tracks: int = 1,
         overflow: str = "longest",
-        prompt_template: str = "a video of {categories}",
+        prompt_template: str | PromptTemplate = "a video of {categories}",
         latent_cache: LatentCache | None = None,
         trackset: TrackSet | None = None,
     ) -> None:
         self.ann = Path(ann)
+        # template and captions first: a bad one fails before the (possibly large) annotations are read
+        self.template: PromptTemplate = (prompt_template if isinstance(prompt_template, PromptTemplate)
+                                         else parse_template(prompt_template))
+        self.prompt_template = self.template.text
+        self.captions = load_captions(captions)
         self.images_root = Path(images) if images is not None else self.ann.resolve().parent
         if images is not None and not self.images_root.is_dir():
             raise UsageError(f"--images {images}: no such directory")
@@ -325,9 +304,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if not self.clips:
             raise UsageError(f"{self.ann}: no clip of {frames} frames with at least {min_tracks} track(s) "
                              "(use fewer --frames, or a set with longer videos)")
-        self.captions = load_captions(captions)
-        self.prompt_template = prompt_template
-        self.prompts = [prompt_for(c, prompt_template, self.captions) for c in self.clips]
+        self.prompts = [make_prompt(c, self.template, self.captions) for c in self.clips]
         self.latent_cache = latent_cache
         self._frames = _FrameSource(self.ts, self.images_root, self.resolution, self.ann)
 

@@ -58,6 +58,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..prompts import load_captions, parse_template
 from ..tracks.errors import TdgenError, UsageError
 from .data import (
     ClipDataset,
@@ -257,6 +258,12 @@ class TrainConfig:
                 raise UsageError(f"--resolution {w}x{h}: width and height must be positive multiples of 8")
         if not self.ann.exists():
             raise UsageError(f"--ann {self.ann}: no such file")
+        # Checked here, before train() creates its output folder: a bad template or captions file
+        # must leave nothing behind.
+        if self.prompt_template is not None:
+            parse_template(self.prompt_template, source="--prompt template")
+        if self.captions is not None:
+            load_captions(self.captions)
 
     def resume_fields(self) -> dict[str, Any]:
         d = asdict(self)
