@@ -2,19 +2,22 @@
 
 The ``images`` and ``annotations`` arrays are turned into newline-delimited JSON (one object a
 line) and parsed by pyarrow with the known fields' types given, so no Python object is made
-per record. Any surprise (a type that differs from the expected one, a missing required field,
-a ``null``, nested arrays of objects, pretty-printed input) makes this path give up and return
-``None``; the caller then uses the exact, slower path, which also produces located errors.
+per record. This path never reports an error itself: anything it cannot reproduce exactly (a
+type that differs from the expected one, a missing required field, a ``null``, a value the exact
+path refuses, JSON that pyarrow accepts but orjson does not such as ``NaN`` or two records on one
+line, nested arrays of objects, pretty-printed input) makes it give up and return ``None``; the
+caller then runs the exact path, which applies the same rules and reports located errors. So a
+file is accepted, refused, and read to the same values whichever path reads it.
 """
 
 from __future__ import annotations
 
-import io
 import re
-from typing import Any
 
 import numpy as np
 import orjson
+
+from .jsonscan import SAFE_INT, STREAMED, key_used_once
 
 try:  # pyarrow is a core dependency, but keep the module importable without it
     import pyarrow as pa
@@ -26,12 +29,17 @@ _END = re.compile(rb"\}\s*\]\s*(?=[,}])")
 _LF, _CR = re.compile(rb"\n"), re.compile(rb"\r")  # literal searches: 10x faster than a class
 BLOCK_BYTES = 16 << 20  # pyarrow's JSON block size (tests make it small to get many chunks)
 
+# "i": int64 (pyarrow refuses floats, booleans, strings and overflow itself); "f": float64 (ints
+# and floats; booleans and strings refused); "s": string; "b": list of float64.
 _IMAGE_SCHEMA = [("id", "i"), ("video_id", "i"), ("file_name", "s"), ("height", "f"), ("width", "f"),
                  ("frame_id", "f"), ("mot_frame_id", "f"), ("prev_image_id", "i"), ("next_image_id", "i")]
 _ANN_SCHEMA = [("id", "i"), ("image_id", "i"), ("category_id", "i"), ("bbox", "b"), ("area", "f"),
                ("instance_id", "i"), ("track_id", "i"), ("visibility", "f"), ("mot_conf", "f"),
                ("mot_instance_id", "f"), ("video_id", "f")]
 _REQUIRED = {"images": ("id", "file_name"), "annotations": ("id", "image_id", "category_id", "bbox")}
+# float64 columns that the exact path reads as integers (integral values within SAFE_INT only)
+_INTEGRAL = {"images": ("height", "width", "frame_id", "mot_frame_id"),
+             "annotations": ("mot_instance_id", "video_id")}
 
 
 def _schema(spec):
@@ -59,12 +67,14 @@ def _span(data: np.ndarray, key: str, pos: int = 0) -> tuple[int, int, int] | No
 _LBRACE, _RBRACE, _COMMA, _SPACE, _NL = b"{}, \n"
 
 
-def _commas_to_newlines(arr: np.ndarray, start: int, end: int, chunk: int = 32 << 20) -> None:
+def _commas_to_newlines(arr: np.ndarray, start: int, end: int, chunk: int = 32 << 20) -> int:
     """In ``buf[start:end]``, turn the comma of every ``},{`` (and ``}, {``) into a newline, in place.
 
     Same length, so no copy of a multi-GB body is made; the records become newline-delimited
-    JSON for pyarrow. Works in chunks so the temporaries stay small.
+    JSON for pyarrow. Works in chunks so the temporaries stay small. Returns how many commas
+    it turned (so the caller can check that pyarrow found one more record than that).
     """
+    turned = 0
     for a in range(start, end, chunk):
         b = min(a + chunk, end)
         seg = arr[a:b]
@@ -73,11 +83,14 @@ def _commas_to_newlines(arr: np.ndarray, start: int, end: int, chunk: int = 32 <
         comma = pos - 1
         ok = (arr[comma] == _COMMA) & (arr[pos - 2] == _RBRACE)
         arr[comma[ok]] = _NL
+        turned += int(np.count_nonzero(ok))
         spaced = pos[~ok]
         spaced = spaced[spaced >= start + 3]
         if spaced.size:
             ok2 = (arr[spaced - 1] == _SPACE) & (arr[spaced - 2] == _COMMA) & (arr[spaced - 3] == _RBRACE)
             arr[spaced[ok2] - 2] = _NL
+            turned += int(np.count_nonzero(ok2))
+    return turned
 
 
 def _table(buf: np.ndarray, start: int, end: int, spec) -> "pa.Table | None":
@@ -91,7 +104,7 @@ def _table(buf: np.ndarray, start: int, end: int, spec) -> "pa.Table | None":
             # pyarrow's default mimalloc, whose first use of hundreds of MB page-faults slowly
             memory_pool=pa.system_memory_pool(),
         )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+    except pa.ArrowException:
         return None
 
 
@@ -151,6 +164,61 @@ def _ints(col: "pa.ChunkedArray") -> np.ndarray:
     return out
 
 
+def _finite(col: "pa.ChunkedArray | pa.Array") -> bool:
+    """Whether every non-null value of a float64 column is finite (pyarrow reads the ``NaN`` and
+    ``Infinity`` literals that orjson refuses; a null's slot may hold anything)."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    for chunk in chunks:
+        n = len(chunk)
+        if n == 0 or chunk.null_count == n:
+            continue
+        vals = np.frombuffer(chunk.buffers()[1], np.float64, count=chunk.offset + n)[chunk.offset:]
+        bad = ~np.isfinite(vals)
+        if bad.any() and (chunk.null_count == 0 or (bad & _bits(chunk.buffers()[0], chunk.offset, n)).any()):
+            return False
+    return True
+
+
+def _integral(vals: np.ndarray) -> bool:
+    """Whether the non-NaN values are integers within SAFE_INT (the exact path's integer rule)."""
+    v = vals[~np.isnan(vals)]
+    return bool(np.all(np.abs(v) <= SAFE_INT) and np.all(v == np.trunc(v)))
+
+
+def _in_range(vals: np.ndarray) -> bool:
+    return bool(vals.size == 0 or (vals.min() >= -SAFE_INT and vals.max() <= SAFE_INT))
+
+
+def _exact_extra(arr: "pa.Array", top: bool) -> bool:
+    """Whether ``to_pylist`` of an unknown key's column gives what orjson gives for each record.
+
+    Not so for: a struct child with nulls (a key some objects lack is filled with null), a
+    float64 column with an integral value (pyarrow turns ``1`` into ``1.0`` when other records
+    hold floats, and ints past int64 into floats), a non-finite float (a ``NaN`` literal), and
+    any type orjson never makes (pyarrow reads date-like strings as timestamps).
+    """
+    typ = arr.type
+    if pa.types.is_null(typ):
+        return not top
+    if pa.types.is_boolean(typ) or pa.types.is_int64(typ) or pa.types.is_string(typ):
+        return True
+    if pa.types.is_float64(typ):
+        if not _finite(arr):
+            return False
+        vals = _values(pa.chunked_array([arr]), np.float64, np.nan)
+        v = vals[~np.isnan(vals)] if arr.null_count else vals
+        return not bool((v == np.trunc(v)).any())
+    if pa.types.is_list(typ):
+        return _exact_extra(arr.flatten(), False)
+    if pa.types.is_struct(typ):
+        for i in range(typ.num_fields):
+            child = arr.field(i)  # the child of the whole array (offset-aware, unlike .flatten() of slices)
+            if child.null_count or not _exact_extra(child, False):
+                return False
+        return True
+    return False
+
+
 class ArrowColumns:
     """Columns in the shape the COCO-VID builder expects (see ``cocovid._Columns``)."""
 
@@ -205,10 +273,13 @@ class ArrowColumns:
 def fast_columns(holder: list) -> tuple[dict, ArrowColumns, ArrowColumns] | None:
     """``(top-level dict without the big arrays, image columns, annotation columns)`` or ``None``.
 
+    The document's ``images``/``annotations`` values are :data:`jsonscan.STREAMED`.
     ``holder`` is a one-item list with the file's bytes (a writable ``uint8`` numpy array or a
-    ``bytearray``) that this function owns: it is modified in place (commas between records become newlines) and released as soon as the
-    records are parsed, so peak memory is one copy of the file plus the columns. After a ``None``
-    the buffer may have been modified: the caller must go back to the original bytes.
+    ``bytearray``) that this function owns: it is modified in place (commas between records
+    become newlines) and released as soon as the records are parsed, so peak memory is one copy
+    of the file plus the columns. After a ``None`` the buffer may have been modified: the caller
+    must go back to the original bytes. The bytes must be valid UTF-8 (the caller checks:
+    pyarrow does not).
     """
     if pa is None:
         return None
@@ -227,17 +298,21 @@ def fast_columns(holder: list) -> tuple[dict, ArrowColumns, ArrowColumns] | None
     order = sorted(spans.items(), key=lambda kv: kv[1][0])
     parts, last = [], off
     for _, (lb, _, end) in order:
+        if lb < last:
+            return None  # one array found inside the other
         parts.append(bytes(data[last:lb]))
         parts.append(b"[]")
         last = end
     parts.append(bytes(data[last:]))
+    skeleton = b"".join(parts)
+    del parts
     try:
-        top = orjson.loads(b"".join(parts))
+        top = orjson.loads(skeleton)
     except orjson.JSONDecodeError:
         return None
-    del parts
-    if not isinstance(top, dict) or any(top.get(k) != [] for k in spans):
+    if not isinstance(top, dict) or any(top.get(k) != [] or not key_used_once(skeleton, k) for k in spans):
         return None
+    del skeleton
     regions = {}
     for key, (_, body, end) in spans.items():
         a, b = body, end - 1  # end - 1 is the array's ']'
@@ -247,6 +322,10 @@ def fast_columns(holder: list) -> tuple[dict, ArrowColumns, ArrowColumns] | None
             b -= 1
         if _LF.search(data, a, b) is not None or _CR.search(data, a, b) is not None:
             return None  # pretty-printed: leave it to the exact path
+        if a < b and (data[a] != _LBRACE or data[b - 1] != _RBRACE):
+            # a first record that is not an object: pyarrow 26 crashes on a first line "null"
+            # (every later line starts with "{": newlines are only made in front of one)
+            return None
         regions[key] = (a, b)
     tables = {}
     for key, spec in (("images", _IMAGE_SCHEMA), ("annotations", _ANN_SCHEMA)):
@@ -254,28 +333,64 @@ def fast_columns(holder: list) -> tuple[dict, ArrowColumns, ArrowColumns] | None
         if a == b:
             tables[key] = None
             continue
-        _commas_to_newlines(data, a, b)
+        turned = _commas_to_newlines(data, a, b)
         t = _table(data, a, b, spec)
-        if t is None:
+        if t is None or t.num_rows != turned + 1:
+            return None  # more records than separators: e.g. "}{" or "} {" (no comma; orjson refuses)
+        if not _plain_table(t, key, spec):
             return None
-        for req in _REQUIRED[key]:
-            if t.column(req).null_count:
-                return None
-        for name in t.column_names:
-            if name not in dict(spec) and t.column(name).null_count:
-                return None  # an extra key absent in some records (or null): keep exactness
         tables[key] = t
     del data  # the columns are parsed: the file's bytes are no longer needed
     for key in spans:
-        top[key] = None
+        top[key] = STREAMED  # where the records were (a literal null stays None)
     try:
         img = _image_columns(tables.pop("images"))
         ann = _ann_columns(tables.pop("annotations"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+    except (pa.ArrowException, ValueError, TypeError):
         return None  # e.g. an iscrowd that is neither a number nor a boolean
     if img is None or ann is None:
         return None
     return top, img, ann
+
+
+def _plain_table(t: "pa.Table", key: str, spec) -> bool:
+    """Whether every known column holds what the exact path accepts and every unknown one reads
+    back as orjson would read it (see :func:`_exact_extra`); otherwise the exact path decides."""
+    types = dict(spec)
+    for req in _REQUIRED[key]:
+        if t.column(req).null_count:
+            return False
+    for name in t.column_names:
+        col = t.column(name)
+        kind = types.get(name)
+        if kind == "i":
+            vals = _values(col, np.int64, 0)
+            if vals is None or not _in_range(vals):
+                return False
+        elif kind == "f":
+            if not _finite(col):
+                return False
+            if name in _INTEGRAL[key] and not _integral(_num(col, np.nan)):
+                return False
+        elif kind == "b":
+            for chunk in col.chunks:
+                flat = chunk.flatten()
+                if flat.null_count or not _finite(flat):
+                    return False
+        elif kind is None and name == "iscrowd" and key == "annotations":
+            if not (pa.types.is_null(col.type) or pa.types.is_boolean(col.type)):
+                if not (pa.types.is_int64(col.type) or pa.types.is_float64(col.type)):
+                    return False
+                if pa.types.is_float64(col.type) and not _finite(col):
+                    return False
+                v = _num(col, 0.0)
+                if not np.all((v == 0) | (v == 1)):
+                    return False
+        elif kind is None:
+            # an unknown key absent in some records (or null), or values pyarrow reads differently
+            if col.null_count or not all(_exact_extra(chunk, True) for chunk in col.chunks):
+                return False
+    return True
 
 
 def _image_columns(t: "pa.Table | None") -> ArrowColumns | None:
@@ -290,7 +405,7 @@ def _image_columns(t: "pa.Table | None") -> ArrowColumns | None:
     c.cols["file_name"] = [names]
     c.cols["video_id"] = [_values(col("video_id"), np.int64, -(2**62))]
     for k in ("frame_id", "width", "height", "mot_frame_id"):
-        c.cols[k] = [_num(col(k), np.nan)]
+        c.cols[k] = [_num(col(k), np.nan) + 0.0]  # + 0.0: -0.0 becomes 0.0, as an integer read would
     c.cols["has_prev"] = [t.num_rows - col("prev_image_id").null_count]
     return c
 
@@ -317,8 +432,10 @@ def _ann_columns(t: "pa.Table | None") -> ArrowColumns | None:
     tid = _num(col("track_id"), np.nan)
     c.cols["instance"] = [np.where(np.isnan(inst), tid, inst)]
     c.cols["iscrowd"] = [_num(col("iscrowd"), 0.0) if "iscrowd" in t.column_names else np.zeros(t.num_rows)]
-    for k in ("area", "visibility", "mot_conf", "mot_instance_id", "video_id"):
+    for k in ("area", "visibility", "mot_conf"):
         c.cols[k] = [_num(col(k), np.nan)]
+    for k in ("mot_instance_id", "video_id"):  # integers: -0.0 read as 0.0
+        c.cols[k] = [_num(col(k), np.nan) + 0.0]
     c.cols["n_track_id"] = [t.num_rows - col("track_id").null_count]
     c.cols["n_instance_id"] = [t.num_rows - col("instance_id").null_count]
     return c

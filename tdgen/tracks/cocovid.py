@@ -16,6 +16,7 @@ unique across the file.
 from __future__ import annotations
 
 import math
+import os
 from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +27,8 @@ import orjson
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from .errors import AnnotationError, FormatError
-from .jsonscan import JSONError, scan_top_level
+from .io import open_regular_file
+from .jsonscan import SAFE_INT, STREAMED, JSONError, first_invalid_utf8, scan_top_level
 from .trackset import Boxes, Frames, TrackSet, Videos
 
 __all__ = ["read_cocovid", "parse_cocovid", "write_cocovid", "cocovid_dict", "detect_flavor", "Flavor"]
@@ -44,8 +46,218 @@ _MISSING = object()
 
 
 # --------------------------------------------------------------------------- reading
+class _Bad(Exception):
+    """A slice of records holds a value the rules refuse; the handler then names the first one."""
+
+
+_NONE = type(None)
+_NO_VIDEO = -(2**62)  # an image's video_id when it has none (no valid id is this big)
+
+
+def _show(v: Any) -> str:
+    """A value as JSON text, shortened: messages stay one short line."""
+    if type(v) is float and not math.isfinite(v):
+        text = "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    else:
+        try:
+            text = orjson.dumps(v).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            text = repr(v)
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _label(v: Any) -> str:
+    """An id as shown in a location: ``annotations[3] (id 7)``."""
+    if type(v) is int or (type(v) is float and v.is_integer() and abs(v) <= SAFE_INT):
+        return str(int(v))
+    if type(v) is str and v.isprintable() and 0 < len(v) <= 40:
+        return v
+    return _show(v)
+
+
+def _json_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    return {_NONE: "null", int: "a number", float: "a number", str: "a string", list: "an array",
+            dict: "an object"}.get(type(v), type(v).__name__)
+
+
+# ------------------------------------------------ the rules for one value (None: accepted)
+# Integers: a JSON integer, or a number with an integral value (2.0), within +-SAFE_INT so that it
+# round-trips exactly; never a string or a boolean. Numbers: finite, never strings or booleans.
+def _int_error(key: str, v: Any) -> str | None:
+    t = type(v)
+    if t is int or (t is float and v.is_integer()):
+        if -SAFE_INT <= v <= SAFE_INT:
+            return None
+        return f"'{key}' {_show(v)} is out of range (integers must be within +-(2**53 - 1) to stay exact)"
+    return f"'{key}' must be an integer, got {_show(v)}"
+
+
+def _num_error(key: str, v: Any) -> str | None:
+    if type(v) is int or type(v) is float:
+        return None if math.isfinite(v) else f"'{key}' must be a finite number, got {_show(v)}"
+    return f"'{key}' must be a number, got {_show(v)}"
+
+
+def _str_error(key: str, v: Any) -> str | None:
+    return None if type(v) is str else f"'{key}' must be a string, got {_show(v)}"
+
+
+def _box_error(key: str, v: Any) -> str | None:
+    if type(v) is list and len(v) == 4 and all(type(x) is int or type(x) is float for x in v):
+        return None
+    return f"'{key}' must be 4 numbers, got {_show(v)}"
+
+
+def _flag_error(key: str, v: Any) -> str | None:
+    if type(v) is bool or ((type(v) is int or type(v) is float) and v in (0, 1)):
+        return None
+    if type(v) is int or type(v) is float:
+        return f"'{key}' must be 0 or 1, got {_show(v)}"
+    return f"'{key}' must be a number (0 or 1) or a boolean, got {_show(v)}"
+
+
+def _inst_error(key: str, v: Any) -> str | None:
+    # BDD100K/QDTrack write instance ids as strings: those are kept and mapped to integers
+    if type(v) is str:
+        return None
+    if type(v) is int or type(v) is float:
+        return _int_error(key, v)
+    return f"'{key}' must be an integer or a string, got {_show(v)}"
+
+
+_RULES = {"int": _int_error, "num": _num_error, "str": _str_error, "box": _box_error, "flag": _flag_error,
+          "inst": _inst_error}
+
+# (key, kind, required), in the order a record's keys are checked
+_IMAGE_FIELDS = (("id", "int", True), ("file_name", "str", True), ("video_id", "int", False),
+                 ("frame_id", "int", False), ("width", "int", False), ("height", "int", False),
+                 ("mot_frame_id", "int", False), ("prev_image_id", "int", False), ("next_image_id", "int", False))
+_ANN_FIELDS = (("id", "int", True), ("image_id", "int", True), ("category_id", "int", True), ("bbox", "box", True),
+               ("area", "num", False), ("iscrowd", "flag", False), ("instance_id", "inst", False),
+               ("track_id", "inst", False), ("visibility", "num", False), ("mot_conf", "num", False),
+               ("mot_instance_id", "int", False), ("video_id", "int", False))
+
+
+# ------------------------------------------------ the same rules on a whole slice at once
+def _present(vals: list, required: bool) -> tuple[list, set, np.ndarray | None]:
+    """``(values with nulls as 0, their types, mask of non-null values or None if all are)``; a
+    missing key reads as null, and null means absent for an optional key."""
+    types = set(map(type, vals))
+    if _NONE not in types:
+        return vals, types, None
+    if required:
+        raise _Bad
+    mask = np.fromiter((v is not None for v in vals), bool, len(vals))
+    types.discard(_NONE)
+    return [0 if v is None else v for v in vals], types, mask
+
+
+def _int_array(vals: list, types: set) -> np.ndarray:
+    n = len(vals)
+    try:
+        if types <= {int}:
+            arr = np.fromiter(vals, np.int64, n)
+            if n and (arr.min() < -SAFE_INT or arr.max() > SAFE_INT):
+                raise _Bad
+            return arr
+        if types <= {int, float}:
+            arr = np.fromiter(vals, np.float64, n)
+            if not (np.all(np.abs(arr) <= SAFE_INT) and np.all(arr == np.trunc(arr))):  # NaN fails too
+                raise _Bad
+            return arr.astype(np.int64)
+    except OverflowError:  # past int64 (or float64)
+        raise _Bad from None
+    raise _Bad
+
+
+def _ints_required(vals: list) -> np.ndarray:
+    vals, types, _ = _present(vals, True)
+    return _int_array(vals, types)
+
+
+def _ints_optional(vals: list) -> np.ndarray:
+    """float64, NaN where absent (exact: every accepted integer is within 2**53)."""
+    vals, types, mask = _present(vals, False)
+    arr = _int_array(vals, types).astype(np.float64)
+    if mask is not None:
+        arr[~mask] = _NAN
+    return arr
+
+
+def _nums_optional(vals: list) -> np.ndarray:
+    vals, types, mask = _present(vals, False)
+    if not types <= {int, float}:
+        raise _Bad
+    try:
+        arr = np.fromiter(vals, np.float64, len(vals))
+    except OverflowError:
+        raise _Bad from None
+    if not np.isfinite(arr).all():
+        raise _Bad
+    if mask is not None:
+        arr[~mask] = _NAN
+    return arr
+
+
+def _flags(vals: list) -> np.ndarray:
+    vals, types, _ = _present(vals, False)  # absent: 0
+    if not types <= {int, float, bool}:
+        raise _Bad
+    arr = np.fromiter(vals, np.float64, len(vals))
+    if not np.all((arr == 0) | (arr == 1)):
+        raise _Bad
+    return arr
+
+
+def _boxes(vals: list) -> np.ndarray:
+    if not set(map(type, vals)) <= {list} or not set(map(len, vals)) <= {4}:
+        raise _Bad
+    flat = list(chain.from_iterable(vals))
+    if not set(map(type, flat)) <= {int, float}:
+        raise _Bad
+    return np.fromiter(flat, np.float64, len(flat)).reshape(-1, 4)
+
+
+def _instances(ids: list, tids: list, base: int) -> tuple[np.ndarray, tuple | None]:
+    """Track ids: ``instance_id``, else ``track_id``; float64, NaN where none or a string. The
+    strings come back as ``(global record positions, strings)`` for the builder to map."""
+    ids, t1, m1 = _present(ids, False)
+    tids, t2, m2 = _present(tids, False)
+    if t1 <= {int, float} and t2 <= {int, float}:
+        a = _int_array(ids, t1).astype(np.float64)
+        b = _int_array(tids, t2).astype(np.float64)
+        if m1 is not None:
+            a[~m1] = _NAN
+        if m2 is not None:
+            b[~m2] = _NAN
+        return (np.where(np.isnan(a), b, a) if m1 is not None else a), None
+    if not (t1 | t2) <= {int, float, str}:
+        raise _Bad
+    # some strings (rare): one record at a time
+    n = len(ids)
+    has1 = m1 if m1 is not None else np.ones(n, bool)
+    has2 = m2 if m2 is not None else np.ones(n, bool)
+    eff = [a if h1 else (b if h2 else None) for a, b, h1, h2 in zip(ids, tids, has1.tolist(), has2.tolist())]
+    is_str = np.fromiter((type(v) is str for v in eff), bool, n)
+    for col in (ids, tids):  # both keys follow the rules, even where the other one wins
+        _int_array([0 if type(v) is str else v for v in col], {type(v) for v in col if type(v) is not str})
+    nums = np.array([_NAN if (v is None or type(v) is str) else float(v) for v in eff], np.float64)
+    strs = [v for v in eff if type(v) is str]
+    return nums, ((np.flatnonzero(is_str) + base, strs) if strs else None)
+
+
 class _Columns:
-    """Accumulates slices of records into typed column lists."""
+    """Accumulates slices of records into typed column lists.
+
+    A slice that breaks a rule is searched record by record (in file order, keys in the order
+    of ``fields``) for the first offending value, and that error is kept, not raised: the caller
+    raises it once the file is read, so the error does not depend on where slices were cut.
+    """
+
+    fields: tuple = ()
 
     def __init__(self, file: str, what: str, known: set[str]):
         self.file, self.what, self.known = file, what, known
@@ -53,49 +265,62 @@ class _Columns:
         self.cols: dict[str, list] = {}
         self.extra_rows: list[int] = []
         self.extra_vals: list[dict] = []
+        self.error: AnnotationError | None = None
 
     def _where(self, i: int, rec: Any) -> str:
         rid = rec.get("id") if isinstance(rec, dict) else None
-        return f"{self.what}[{i}]" + (f" (id {rid})" if rid is not None else "")
+        return f"{self.what}[{i}]" + (f" (id {_label(rid)})" if rid is not None else "")
 
-    def fail(self, i: int, what: str) -> AnnotationError:
-        return AnnotationError(self.file, f"{self.what}[{i}]", what)
+    def record_error(self, rec: Any) -> str | None:
+        """What is wrong with one record under the rules (None if nothing)."""
+        if type(rec) is not dict:
+            return f"is not an object (got {_json_type(rec)})"
+        for key, kind, required in self.fields:
+            v = rec.get(key, _MISSING)
+            if v is _MISSING:
+                if required:
+                    return f"missing '{key}'"
+                continue
+            if v is None and not required:
+                continue
+            msg = _RULES[kind](key, v)
+            if msg:
+                return msg
+        return None
 
-    def locate(self, chunk: list, base: int, key: str, kind: str) -> AnnotationError:
-        """Find the first record in ``chunk`` whose ``key`` is missing or not of ``kind``."""
+    def locate(self, chunk: list, base: int) -> AnnotationError:
         for j, rec in enumerate(chunk):
-            if not isinstance(rec, dict):
-                return AnnotationError(self.file, f"{self.what}[{base + j}]", "is not an object")
-            if key not in rec:
-                return AnnotationError(self.file, self._where(base + j, rec), f"missing '{key}'")
-            v = rec[key]
-            if kind == "int" and not (isinstance(v, (int, bool)) or (isinstance(v, float) and v.is_integer())):
-                return AnnotationError(self.file, self._where(base + j, rec), f"'{key}' must be an integer, got {v!r}")
-            if kind == "num" and not isinstance(v, (int, float)):
-                return AnnotationError(self.file, self._where(base + j, rec), f"'{key}' must be a number, got {v!r}")
-            if kind == "str" and not isinstance(v, str):
-                return AnnotationError(self.file, self._where(base + j, rec), f"'{key}' must be a string, got {v!r}")
-            if kind == "box" and not (isinstance(v, list) and len(v) == 4
-                                      and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
-                return AnnotationError(self.file, self._where(base + j, rec), f"'bbox' must be 4 numbers, got {v!r}")
-        return AnnotationError(self.file, self.what, f"bad '{key}' values")
+            msg = self.record_error(rec)
+            if msg:
+                return AnnotationError(self.file, self._where(base + j, rec), msg)
+        # the slice-wide checks and the per-record rules disagree: a bug, but still one line
+        return AnnotationError(self.file, f"{self.what}[{base}:{base + len(chunk)}]", "a value breaks the rules",
+                               hint="please report this file")
 
-    def required(self, chunk: list, base: int, key: str, kind: str) -> list:
+    def __call__(self, chunk: list) -> None:
+        if self.error is not None:
+            return  # the first error is kept; the rest of the file is only checked for syntax
+        base = self.n
         try:
-            vals = [r[key] for r in chunk]
-        except (KeyError, TypeError):
-            raise self.locate(chunk, base, key, kind) from None
-        return vals
+            if not set(map(type, chunk)) <= {dict}:
+                raise _Bad
+            cols = self.convert(chunk, base)
+        except _Bad:
+            self.error = self.locate(chunk, base)
+            return
+        for k, v in cols.items():
+            self.cols.setdefault(k, []).append(v)
+        self.add_extras(chunk, base)
+        self.n += len(chunk)
+
+    def convert(self, chunk: list, base: int) -> dict:
+        raise NotImplementedError
 
     def add_extras(self, chunk: list, base: int) -> None:
         known = self.known
-        try:
-            lens = [len(r) for r in chunk]
-        except TypeError:
-            raise self.locate(chunk, base, "id", "int") from None
-        for j, (r, ln) in enumerate(zip(chunk, lens)):
+        for j, r in enumerate(chunk):
             # Cheap test first: most records hold only known keys.
-            if ln and not r.keys() <= known:
+            if r and not r.keys() <= known:
                 self.extra_rows.append(base + j)
                 self.extra_vals.append({k: v for k, v in r.items() if k not in known})
 
@@ -109,81 +334,49 @@ class _Columns:
         return out
 
 
-def _ints(vals: list, cols: _Columns, chunk: list, base: int, key: str) -> np.ndarray:
-    try:
-        arr = np.fromiter(vals, dtype=np.float64, count=len(vals))
-    except (TypeError, ValueError):
-        raise cols.locate(chunk, base, key, "int") from None
-    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-        raise cols.locate(chunk, base, key, "int")
-    return arr.astype(np.int64)
-
-
-def _optional_floats(chunk: list, key: str, cols: _Columns, base: int) -> np.ndarray:
-    vals = [r.get(key, _NAN) for r in chunk]
-    try:
-        return np.fromiter(vals, dtype=np.float64, count=len(vals))
-    except (TypeError, ValueError):
-        for j, v in enumerate(vals):
-            if v is None or isinstance(v, (str, list, dict)):
-                raise AnnotationError(cols.file, cols._where(base + j, chunk[j]), f"'{key}' must be a number, got {v!r}")
-        raise
-
-
 class _ImageHandler(_Columns):
-    def __call__(self, chunk: list) -> None:
-        base = self.n
-        c = self.cols
-        c.setdefault("id", []).append(_ints(self.required(chunk, base, "id", "int"), self, chunk, base, "id"))
-        fn = self.required(chunk, base, "file_name", "str")
-        c.setdefault("file_name", []).append(fn)
-        vid = [r.get("video_id", -(2**62)) for r in chunk]
-        c.setdefault("video_id", []).append(_ints(vid, self, chunk, base, "video_id"))
-        c.setdefault("frame_id", []).append(_optional_floats(chunk, "frame_id", self, base))
-        c.setdefault("width", []).append(_optional_floats(chunk, "width", self, base))
-        c.setdefault("height", []).append(_optional_floats(chunk, "height", self, base))
-        c.setdefault("mot_frame_id", []).append(_optional_floats(chunk, "mot_frame_id", self, base))
-        c.setdefault("has_prev", []).append(sum(1 for r in chunk if "prev_image_id" in r))
-        self.add_extras(chunk, base)
-        self.n += len(chunk)
+    fields = _IMAGE_FIELDS
+
+    def convert(self, chunk: list, base: int) -> dict:
+        def get(key):
+            return [r.get(key) for r in chunk]
+
+        c: dict[str, Any] = {"id": _ints_required(get("id"))}
+        names = get("file_name")
+        if not set(map(type, names)) <= {str}:
+            raise _Bad
+        c["file_name"] = names
+        vid = _ints_optional(get("video_id"))
+        c["video_id"] = np.where(np.isnan(vid), _NO_VIDEO, vid).astype(np.int64)
+        for key in ("frame_id", "width", "height", "mot_frame_id"):
+            c[key] = _ints_optional(get(key))
+        c["has_prev"] = int(np.count_nonzero(~np.isnan(_ints_optional(get("prev_image_id")))))
+        _ints_optional(get("next_image_id"))  # checked, not kept: the writer makes them anew
+        return c
 
 
 class _AnnHandler(_Columns):
-    def __call__(self, chunk: list) -> None:
-        base = self.n
-        c = self.cols
-        c.setdefault("id", []).append(_ints(self.required(chunk, base, "id", "int"), self, chunk, base, "id"))
-        c.setdefault("image_id", []).append(
-            _ints(self.required(chunk, base, "image_id", "int"), self, chunk, base, "image_id"))
-        c.setdefault("category_id", []).append(
-            _ints(self.required(chunk, base, "category_id", "int"), self, chunk, base, "category_id"))
-        boxes = self.required(chunk, base, "bbox", "box")
-        try:
-            if any(len(b) != 4 for b in boxes):
-                raise TypeError
-            flat = np.fromiter(chain.from_iterable(boxes), dtype=np.float64, count=4 * len(boxes))
-        except (TypeError, ValueError):
-            raise self.locate(chunk, base, "bbox", "box") from None
-        c.setdefault("bbox", []).append(flat.reshape(-1, 4))
-        inst = [r.get("instance_id", r.get("track_id", _NAN)) for r in chunk]
-        try:
-            c.setdefault("instance", []).append(np.fromiter(inst, dtype=np.float64, count=len(inst)))
-        except (TypeError, ValueError):
-            # e.g. QDTrack's string instance ids: factorise them into integers.
-            c.setdefault("instance_str", []).append((base, inst))
-            c["instance"].append(np.full(len(inst), _NAN))
-        crowd = [r.get("iscrowd", 0) for r in chunk]
-        try:
-            c.setdefault("iscrowd", []).append(np.fromiter(crowd, dtype=np.float64, count=len(crowd)))
-        except (TypeError, ValueError):
-            raise self.locate(chunk, base, "iscrowd", "num") from None
-        for key in ("area", "visibility", "mot_conf", "mot_instance_id"):
-            c.setdefault(key, []).append(_optional_floats(chunk, key, self, base))
-        c.setdefault("video_id", []).append(_optional_floats(chunk, "video_id", self, base))
-        c.setdefault("n_track_id", []).append(sum(1 for r in chunk if "track_id" in r))
-        c.setdefault("n_instance_id", []).append(sum(1 for r in chunk if "instance_id" in r))
-        self.add_extras(chunk, base)
-        self.n += len(chunk)
+    fields = _ANN_FIELDS
+
+    def convert(self, chunk: list, base: int) -> dict:
+        def get(key):
+            return [r.get(key) for r in chunk]
+
+        c: dict[str, Any] = {k: _ints_required(get(k)) for k in ("id", "image_id", "category_id")}
+        c["bbox"] = _boxes(get("bbox"))
+        c["area"] = _nums_optional(get("area"))
+        c["iscrowd"] = _flags(get("iscrowd"))
+        iid, tid = get("instance_id"), get("track_id")
+        c["instance"], strs = _instances(iid, tid, base)
+        if strs is not None:
+            c["instance_str"] = strs
+        for key in ("visibility", "mot_conf"):
+            c[key] = _nums_optional(get(key))
+        for key in ("mot_instance_id", "video_id"):
+            c[key] = _ints_optional(get(key))
+        c["n_track_id"] = sum(v is not None for v in tid)
+        c["n_instance_id"] = sum(v is not None for v in iid)
+        return c
 
 
 def _cat(parts: list, dtype=None, empty_shape=(0,)) -> np.ndarray:
@@ -231,41 +424,70 @@ def detect_flavor(obj: dict) -> Flavor:
 
 
 FAST_PATH_BYTES = 4 << 20
+_WHAT = "a COCO-VID JSON file"
+
+
+def _check_utf8(data: Any, file: str) -> None:
+    """JSON must be UTF-8: the first bad byte is named, whichever path reads the file next."""
+    bad = first_invalid_utf8(data)
+    if bad is None:
+        return
+    head = bytes(memoryview(data)[:2])
+    hint = ("the file looks UTF-16: save it as UTF-8" if bad == 0 and head in (b"\xff\xfe", b"\xfe\xff")
+            else "save the file as UTF-8")
+    raise AnnotationError(file, f"byte {bad}", "not valid UTF-8", hint=hint)
+
+
+def _try_fast(holder: list, file: str, invalid_boxes: str) -> TrackSet | None:
+    from .arrowjson import fast_columns
+
+    fast = fast_columns(holder)
+    if fast is None:
+        return None
+    top, images, anns = fast
+    return _build(top, images, anns, file, invalid_boxes)
 
 
 def read_cocovid(path: str | Path, *, invalid_boxes: Literal["error", "drop"] = "error") -> TrackSet:
     """Read a COCO-VID file (either flavour, auto-detected) into a TrackSet.
 
-    Bad input raises :class:`AnnotationError` naming the file and the record. Big compact files
-    go through pyarrow's JSON reader with one copy of the file in memory; anything that path does
-    not handle exactly is read again by the exact streaming path.
+    Bad input raises :class:`AnnotationError` naming the file and the record, and so does a path
+    that is not a readable regular file (a FIFO or a device is refused without being opened).
+    Big compact files go through pyarrow's JSON reader with one copy of the file in memory;
+    anything that path cannot reproduce exactly is read again by the exact streaming path, which
+    applies the same rules, so both accept, refuse and read the same.
+
+    The rules: the file is UTF-8 (a BOM is allowed). Ids, ``frame_id``, ``mot_frame_id``, sizes
+    and the like are JSON integers, or numbers with an integral value (``2.0``), within
+    +-(2**53 - 1) so they round-trip exactly; strings and booleans are refused, except string
+    ``instance_id``/``track_id`` (BDD100K, QDTrack), which are mapped to integers. ``bbox`` is 4
+    numbers; ``area``, ``visibility``, ``mot_conf``, ``fps`` are numbers; ``iscrowd`` is 0, 1 or
+    a boolean. ``null`` in an optional key means absent.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size >= FAST_PATH_BYTES:
-            from .arrowjson import fast_columns
-
-            # numpy allocates big arrays without zero-filling them and with huge pages where the
-            # kernel allows: 5-20x faster than a bytearray of the same size
-            buf = np.empty(size, np.uint8)
-            with open(path, "rb") as f:
+    with open_regular_file(path, _WHAT) as f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            if size >= FAST_PATH_BYTES:
+                # numpy allocates big arrays without zero-filling them and with huge pages where the
+                # kernel allows: 5-20x faster than a bytearray of the same size
+                buf = np.empty(size, np.uint8)
                 got = f.readinto(memoryview(buf))
-            if got == size:
-                holder = [buf]
-                del buf
-                fast = fast_columns(holder)
-                if fast is not None:
-                    top, images, anns = fast
-                    return _build(top, images, anns, str(path), invalid_boxes)
-            else:
-                del buf
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise AnnotationError(path, None, "no such file") from None
-    except IsADirectoryError:
-        raise AnnotationError(path, None, "is a directory, expected a COCO-VID JSON file") from None
-    return parse_cocovid(data, str(path), invalid_boxes=invalid_boxes, fast_path_bytes=1 << 62)
+                if got == size and not f.read(1):
+                    _check_utf8(buf, str(path))
+                    holder = [buf]
+                    del buf
+                    ts = _try_fast(holder, str(path), invalid_boxes)
+                    if ts is not None:
+                        return ts
+                else:
+                    del buf
+                f.seek(0)  # the fast path changed its copy in place, or the file changed size
+            data = f.read()
+        except OSError as e:
+            raise AnnotationError(path, None, f"cannot read file ({e.strerror or e})") from None
+    _check_utf8(data, str(path))
+    return _parse_exact(data, str(path), invalid_boxes, 8 << 20)
 
 
 def parse_cocovid(data: bytes, file: str = "<memory>", *,
@@ -276,13 +498,16 @@ def parse_cocovid(data: bytes, file: str = "<memory>", *,
     Inputs of ``fast_path_bytes`` or more first try the pyarrow path (on a copy; no Python object
     per record); anything it does not handle exactly goes through the streaming orjson path.
     """
+    _check_utf8(data, file)
     if len(data) >= fast_path_bytes:
-        from .arrowjson import fast_columns
+        ts = _try_fast([np.frombuffer(data, np.uint8).copy()], file, invalid_boxes)
+        if ts is not None:
+            return ts
+    return _parse_exact(data, file, invalid_boxes, chunk_bytes)
 
-        fast = fast_columns([np.frombuffer(data, np.uint8).copy()])
-        if fast is not None:
-            top, images, anns = fast
-            return _build(top, images, anns, file, invalid_boxes)
+
+def _parse_exact(data: bytes, file: str, invalid_boxes: str, chunk_bytes: int) -> TrackSet:
+    """The orjson path: slices of records checked against the rules, then :func:`_build`."""
     handlers: dict[str, Any] = {}
 
     def make():
@@ -291,7 +516,7 @@ def parse_cocovid(data: bytes, file: str = "<memory>", *,
         return dict(handlers)
 
     try:
-        top = scan_top_level(data, make, chunk_bytes=chunk_bytes)
+        top = scan_top_level(data, make, chunk_bytes=chunk_bytes, placeholder=STREAMED)
     except JSONError as e:
         raise AnnotationError(file, f"line {e.line}, column {e.column}", str(e).split(": ", 1)[1]) from None
     if not isinstance(top, dict):
@@ -299,24 +524,60 @@ def parse_cocovid(data: bytes, file: str = "<memory>", *,
     if "images" not in top:
         raise FormatError(file, None, "no 'images' key: not a COCO-VID file",
                           hint="MOT directories and YouTube-VIS files are read too; check the path")
+    if not handlers:  # no array was streamed: the handlers were never made
+        make()
+    for h in (handlers["images"], handlers["annotations"]):
+        if h.error is not None:
+            raise h.error
     return _build(top, handlers["images"], handlers["annotations"], file, invalid_boxes)
+
+
+def _video_error(v: Any) -> str | None:
+    """The rules for one ``videos`` entry (None: accepted). A null is an absent key; a width or
+    height of 0 means unknown (some tools write it)."""
+    if not isinstance(v, dict):
+        return f"is not an object (got {_json_type(v)})"
+    if "id" not in v:
+        return "missing 'id'"
+    msg = _int_error("id", v["id"])
+    for key in ("name", "file_name"):
+        if not msg and v.get(key) is not None:
+            msg = _str_error(key, v[key])
+    for key in ("width", "height"):
+        if not msg and v.get(key) is not None:
+            msg = _int_error(key, v[key]) or (f"'{key}' must not be negative, got {_show(v[key])}"
+                                              if v[key] < 0 else None)
+    if not msg and v.get("fps") is not None:
+        msg = _num_error("fps", v["fps"]) or (None if v["fps"] > 0
+                                              else f"'fps' must be positive, got {_show(v['fps'])}")
+    return msg
 
 
 def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackSet:
     warnings: list[str] = []
     style: dict[str, Any] = {}
+    # ---------------- the two big arrays: read by a handler, or something else
+    for key in ("images", "annotations"):
+        value = top.get(key, _MISSING)
+        if value is STREAMED or (value is _MISSING and key == "annotations"):
+            continue
+        if value is _MISSING:
+            raise FormatError(file, None, "no 'images' key: not a COCO-VID file",
+                              hint="MOT directories and YouTube-VIS files are read too; check the path")
+        raise AnnotationError(file, key, f"must be an array of objects, got {_json_type(value)}")
     # ---------------- categories
     cats = top.get("categories")
     if cats is None:
         raise AnnotationError(file, None, "missing 'categories'")
     if not isinstance(cats, list):
-        raise AnnotationError(file, "categories", "must be a list")
+        raise AnnotationError(file, "categories", f"must be an array of objects, got {_json_type(cats)}")
     for i, c in enumerate(cats):
         if not isinstance(c, dict) or "id" not in c or "name" not in c:
             raise AnnotationError(file, f"categories[{i}]", "needs 'id' and 'name'")
-        if not isinstance(c["id"], int) or isinstance(c["id"], bool):
-            raise AnnotationError(file, f"categories[{i}]", f"'id' must be an integer, got {c['id']!r}")
-    cat_ids = np.array([c["id"] for c in cats], dtype=np.int64)
+        msg = _int_error("id", c["id"]) or _str_error("name", c["name"])
+        if msg:
+            raise AnnotationError(file, f"categories[{i}]", msg)
+    cat_ids = np.array([int(c["id"]) for c in cats], dtype=np.int64)
     err = _dup_error(file, "categories", cat_ids)
     if err:
         raise err
@@ -338,7 +599,7 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
     # ---------------- videos
     vids = top.get("videos")
     if vids is not None and not isinstance(vids, list):
-        raise AnnotationError(file, "videos", "must be a list")
+        raise AnnotationError(file, "videos", f"must be an array of objects, got {_json_type(vids)}")
     if n_img and no_vid.all() and not vids:
         # An image-only COCO file: every image becomes a one-frame video (mmtracking's
         # load_img_as_vid behaviour).
@@ -356,9 +617,11 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
         vids = [{"id": int(v), "name": f"video_{int(v)}"} for v in uv]
         style["no_videos"] = True
     for i, v in enumerate(vids):
-        if not isinstance(v, dict) or not isinstance(v.get("id"), int):
-            raise AnnotationError(file, f"videos[{i}]", "needs an integer 'id'")
-    vid_ids = np.array([v["id"] for v in vids], dtype=np.int64)
+        msg = _video_error(v)
+        if msg:
+            where = f"videos[{i}]" + (f" (id {_label(v['id'])})" if isinstance(v, dict) and "id" in v else "")
+            raise AnnotationError(file, where, msg)
+    vid_ids = np.array([int(v["id"]) for v in vids], dtype=np.int64)
     err = _dup_error(file, "videos", vid_ids)
     if err:
         raise err
@@ -385,7 +648,7 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
     if same.any():
         j = int(order[np.flatnonzero(same)[0] + 1])
         raise AnnotationError(file, f"images[{j}] (id {int(img_id[j])})",
-                              f"video {vids[int(img_vrow[j])]['id']} already has a frame_id {frame_id[j]:g}")
+                              f"video {int(vid_ids[img_vrow[j]])} already has a frame_id {frame_id[j]:g}")
     counts = np.bincount(img_vrow, minlength=len(vids))
     voff = np.concatenate([[0], np.cumsum(counts)])
     index = np.arange(n_img) - np.repeat(voff[:-1], counts)
@@ -401,21 +664,21 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
     gaps = n_img and not np.array_equal(expect, index.astype(np.float64))
     if gaps:
         nv = int(len(np.unique(sv[expect != index])))
+        # Frames.number keeps the original (clips use it to find a frame in a source video), but
+        # no writer writes it back: COCO-VID gets frame_id 0..n-1 or 1..n, MOT renumbers gapped frames
         warnings.append(f"{nv} video(s) have gaps in frame_id: frames renumbered contiguously "
-                        "(the original number is kept as the frame number)")
+                        "(written files do not keep the original frame_id)")
     if n_img:
         # frame ids must start at the flavour's base in every video
         start = 0 if base0 else 1
         bad = np.flatnonzero((first != start) & (counts > 0))
         if bad.size and not gaps:
             v = int(bad[0])
-            warnings.append(f"video {vids[v]['id']}: frame_id starts at {first[v]:g}, expected {start}")
+            warnings.append(f"video {int(vid_ids[v])}: frame_id starts at {first[v]:g}, expected {start}")
 
-    # width/height fallback to the video's
-    v_w = np.array([float(v.get("width", _NAN) or _NAN) if isinstance(v.get("width", 0), (int, float)) else _NAN
-                    for v in vids])
-    v_h = np.array([float(v.get("height", _NAN) or _NAN) if isinstance(v.get("height", 0), (int, float)) else _NAN
-                    for v in vids])
+    # width/height fallback to the video's (types checked above; 0 or null: unknown)
+    v_w = np.array([float(v.get("width") or _NAN) for v in vids])
+    v_h = np.array([float(v.get("height") or _NAN) for v in vids])
     for arr, varr, key in ((img_w, v_w, "width"), (img_h, v_h, "height")):
         miss = np.isnan(arr)
         if miss.any():
@@ -452,11 +715,12 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
     frame_of_img[order] = np.arange(n_img)
 
     videos = Videos(
-        name=np.array([str(v.get("name", v.get("file_name", f"video_{v['id']}"))) for v in vids], dtype=object),
+        name=np.array([next((v[k] for k in ("name", "file_name") if v.get(k) is not None), f"video_{int(v['id'])}")
+                       for v in vids], dtype=object),
         id=vid_ids,
         width=np.nan_to_num(v_w, nan=0).astype(np.int64),
         height=np.nan_to_num(v_h, nan=0).astype(np.int64),
-        fps=np.array([float(v["fps"]) if isinstance(v.get("fps"), (int, float)) else _NAN for v in vids])
+        fps=np.array([_NAN if v.get("fps") is None else float(v["fps"]) for v in vids])
         if any("fps" in v for v in vids) else None,
         extra=_obj([{k: x for k, x in v.items() if k not in _VIDEO_KEYS} or None for v in vids]),
     )
@@ -475,10 +739,17 @@ def _build(top: dict, ih: Any, ah: Any, file: str, invalid_boxes: str) -> TrackS
     ann_cat = _cat(cols.get("category_id", []), np.int64)
     bbox = _cat(cols.get("bbox", []), empty_shape=(0, 4))
     inst = _cat(cols.get("instance", []))
-    for base, strs in cols.get("instance_str", []):
-        inst[base:base + len(strs)] = np.unique(np.array([str(s) for s in strs], dtype=object),
-                                                return_inverse=True)[1] + 1 + (np.nanmax(inst) if np.isfinite(inst).any() else 0)
-        warnings.append("non-integer instance ids were mapped to integers")
+    str_parts = cols.get("instance_str", [])
+    if str_parts:
+        # string ids (BDD100K, QDTrack): one integer per distinct string, over the whole file
+        # (a track cut by a slice boundary keeps one id), after the largest numeric id
+        rows = np.concatenate([p for p, _ in str_parts])
+        strs = np.empty(rows.size, dtype=object)
+        strs[:] = [x for _, part in str_parts for x in part]
+        finite = inst[np.isfinite(inst)]
+        offset = max(int(finite.max()), 0) if finite.size else 0
+        inst[rows] = np.unique(strs, return_inverse=True)[1].reshape(-1) + 1 + offset
+        warnings.append("string instance ids were mapped to integers")
     crowd = _cat(cols.get("iscrowd", []))
     if n_img and _increasing(img_id) and int(img_id[-1]) - int(img_id[0]) == n_img - 1:
         img_sorted = np.arange(n_img)  # ids 1..n in order (the usual case): positions by subtraction
