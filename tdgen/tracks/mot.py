@@ -18,6 +18,12 @@ columns     meaning of the columns after ``x, y, w, h``
 
 A class or visibility of ``-1`` (the MOT15 / detection placeholder) reads as class 1 and
 visibility 1.0. Boxes are never clipped: MOT ground truth legitimately leaves the image.
+
+Reading is strict: frame, id and class are integers, read exactly (a value that float64 cannot
+hold exactly is refused, not rounded); sizes and lengths have sane upper bounds; ``seqinfo.ini``
+and ``gt.txt`` must be regular UTF-8 files. Every refusal is one :class:`AnnotationError` naming
+the file and the line. Writing refuses whatever the reader would refuse, so every folder
+:func:`write_mot` writes reads back.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ import io
 import os
 import re
 import shutil
+import warnings as py_warnings  # `warnings` names the reader's list of messages
 from collections import Counter
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -37,9 +45,15 @@ import numpy as np
 
 from tdgen.atomic import atomic_directory, atomic_write_text
 from tdgen.tracks.errors import AnnotationError, FormatError, OutputError, UsageError
+from tdgen.tracks.io import read_regular_file
 from tdgen.tracks.trackset import Boxes, Frames, TrackSet, Videos
 
 __all__ = [
+    "MAX_ABS_VALUE",
+    "MAX_FRAME_RATE",
+    "MAX_IMAGE_SIDE",
+    "MAX_SEQ_LENGTH",
+    "MAX_TOTAL_FRAMES",
     "MOT_CLASSES",
     "MOT_CATEGORIES",
     "looks_like_mot",
@@ -71,6 +85,22 @@ _DEFAULT_IM_DIR = "img1"
 _DEFAULT_IM_EXT = ".jpg"
 _DEFAULT_FRAME_RATE = 30
 
+#: The most frames one sequence may hold (``seqLength``, or the last gt frame without a
+#: seqinfo.ini): over 9 hours at 30 fps. A bigger number is a typo or a hostile file, and
+#: reading it would only exhaust memory.
+MAX_SEQ_LENGTH = 1_000_000
+#: The most frames all the sequences of a split directory may hold together.
+MAX_TOTAL_FRAMES = 10_000_000
+#: The largest image side, in pixels, accepted for ``imWidth`` / ``imHeight``.
+MAX_IMAGE_SIDE = 1_000_000
+#: The largest ``frameRate`` accepted.
+MAX_FRAME_RATE = 1_000_000.0
+#: Ids and box values stay below this magnitude (2**53): every integer up to it is exact in
+#: float64, and products such as box areas stay finite.
+MAX_ABS_VALUE = 2.0**53
+#: Classes are ``-1`` (the placeholder, read as 1) or ``0 .. _MAX_CLASS``.
+_MAX_CLASS = 2**31 - 1
+
 _COLUMN_NAMES = {
     9: ("frame", "id", "bb_left", "bb_top", "bb_width", "bb_height", "conf", "class", "visibility"),
     10: ("frame", "id", "bb_left", "bb_top", "bb_width", "bb_height", "conf", "x", "y", "z"),
@@ -84,20 +114,37 @@ def _column_name(ncols: int, k: int) -> str:
 
 
 # --------------------------------------------------------------------------- input helpers
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file: a directory is not "no boxes", and a FIFO or a device is
+    refused at once instead of blocking the read forever."""
+    return read_regular_file(path)
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """UTF-8 text (a leading BOM is dropped); a bad byte is named with its offset."""
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise AnnotationError(path, None, f"cannot read file ({e.strerror or e})") from None
-    try:
-        return data.decode("utf-8-sig")
+        return data[bom:].decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise AnnotationError(path, f"line {line}", "not UTF-8 text") from None
+        at = bom + e.start
+        line = data.count(b"\n", 0, at) + 1
+        raise AnnotationError(path, f"line {line}",
+                              f"not UTF-8 text (byte 0x{data[at]:02x} at byte offset {at})") from None
+
+
+def _read_text(path: Path) -> str:
+    return _decode(path, _read_bytes(path))
+
+
+def _show(text: str, limit: int = 40) -> str:
+    """``repr`` of a piece of input, shortened: messages stay one short line."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3]) + "..."
 
 
 def _is_sequence(d: Path) -> bool:
-    return (d / "seqinfo.ini").is_file() or (d / "gt" / "gt.txt").is_file()
+    # lexists, not is_file: a seqinfo.ini or gt.txt that is a directory, a FIFO or a broken
+    # link makes a sequence whose reading then refuses it, instead of being skipped unseen.
+    return os.path.lexists(d / "seqinfo.ini") or os.path.lexists(d / "gt" / "gt.txt")
 
 
 def looks_like_mot(path: str | os.PathLike) -> bool:
@@ -122,6 +169,25 @@ class _SeqInfo:
     width: int
     height: int
     im_ext: str
+
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_IM_EXT = re.compile(r"\.[A-Za-z0-9]+")
+
+
+def _im_dir_problem(im_dir: str) -> str | None:
+    """Why ``im_dir`` cannot be an image folder inside a sequence (None when it can)."""
+    if not im_dir:
+        return "is empty"
+    if _CONTROL.search(im_dir):
+        return "holds a control character"
+    if im_dir.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", im_dir):
+        return "is an absolute path"
+    if ".." in re.split(r"[/\\]", im_dir):
+        return "leaves the sequence folder (..)"
+    return None
 
 
 def _ini_line(text: str, key: str) -> int | None:
@@ -149,54 +215,94 @@ def _read_seqinfo(path: Path) -> _SeqInfo:
         elif isinstance(e, configparser.DuplicateSectionError):
             what = f"section [{e.section}] given twice"
         raise AnnotationError(path, where, what) from None
-    section = next((s for s in cp.sections() if s.strip().lower() == "sequence"), None)
-    if section is None:
+    sections = [s for s in cp.sections() if s.strip().lower() == "sequence"]
+    if not sections:
         raise AnnotationError(path, None, "no [Sequence] section", hint="a MOT seqinfo.ini starts with [Sequence]")
+    if len(sections) > 1:
+        raise AnnotationError(path, None, f"two [Sequence] sections ([{sections[0]}] and [{sections[1]}])")
+    section = sections[0]
     sec = cp[section]
 
     def where(key: str) -> str:
         n = _ini_line(text, key)
         return f"line {n} ({key})" if n else key
 
-    def get_int(key: str, required: bool) -> int | None:
+    def get_int(key: str, lo: int, hi: int, what: str) -> int:
         raw = sec.get(key)
         if raw is None:
-            if required:
-                raise AnnotationError(path, f"[{section}]", f"missing key {key}")
-            return None
+            raise AnnotationError(path, f"[{section}]", f"missing key {key}")
         raw = raw.strip()
-        if not re.fullmatch(r"[+-]?\d+", raw):
-            raise AnnotationError(path, where(key), f"{key} {raw!r} is not an integer")
-        value = int(raw)
+        if not _INT_TEXT.fullmatch(raw):
+            raise AnnotationError(path, where(key), f"{key} {_show(raw)} is not an integer")
+        digits = raw.lstrip("+-").lstrip("0")
+        # Look at the length first: int() of thousands of digits is slow, and refused past 4300.
+        value = int(raw) if len(digits) <= 20 else (-1 if raw.startswith("-") else 1) * 10**20
+        shown = str(value) if len(digits) <= 20 else _show(raw)
         if value < 0:
-            raise AnnotationError(path, where(key), f"{key} {value} is negative")
+            raise AnnotationError(path, where(key), f"{key} {shown} is negative")
+        if value < lo:
+            raise AnnotationError(path, where(key), f"{key} {shown} is not a positive integer")
+        if value > hi:
+            raise AnnotationError(path, where(key), f"{key} {shown} is larger than {hi:,} ({what})")
         return value
 
-    length = get_int("seqLength", True)
-    width = get_int("imWidth", True)
-    height = get_int("imHeight", True)
+    length = get_int("seqLength", 0, MAX_SEQ_LENGTH, "the most frames tdgen reads in one sequence")
+    width = get_int("imWidth", 1, MAX_IMAGE_SIDE, "the largest image side tdgen reads")
+    height = get_int("imHeight", 1, MAX_IMAGE_SIDE, "the largest image side tdgen reads")
     fps = float("nan")
     raw_fps = sec.get("frameRate")
     if raw_fps is not None:
-        try:
-            fps = float(raw_fps.strip())
-        except ValueError:
-            raise AnnotationError(path, where("frameRate"), f"frameRate {raw_fps.strip()!r} is not a number") from None
-        if not np.isfinite(fps) or fps <= 0:
-            raise AnnotationError(path, where("frameRate"), f"frameRate {raw_fps.strip()!r} is not a positive number")
+        raw = raw_fps.strip()
+        if not _FLOAT_TEXT.fullmatch(raw):
+            bad = "positive number" if raw.lower().lstrip("+-") in ("nan", "inf", "infinity") else "number"
+            raise AnnotationError(path, where("frameRate"), f"frameRate {_show(raw)} is not a {bad}")
+        fps = float(raw)
+        if not fps > 0:
+            raise AnnotationError(path, where("frameRate"), f"frameRate {_show(raw)} is not a positive number")
+        if fps > MAX_FRAME_RATE:
+            raise AnnotationError(path, where("frameRate"),
+                                  f"frameRate {_show(raw)} is larger than {MAX_FRAME_RATE:,.0f}")
     name = sec.get("name")
     im_dir = (sec.get("imDir") or "").strip() or _DEFAULT_IM_DIR
+    problem = _im_dir_problem(im_dir)
+    if problem:
+        raise AnnotationError(path, where("imDir"), f"imDir {_show(im_dir)} {problem}")
     im_ext = (sec.get("imExt") or "").strip() or _DEFAULT_IM_EXT
     if not im_ext.startswith("."):
         im_ext = "." + im_ext
-    return _SeqInfo(name.strip() if name else None, im_dir, fps, length, width or 0, height or 0, im_ext)
+    if not _IM_EXT.fullmatch(im_ext):
+        raise AnnotationError(path, where("imExt"), f"imExt {_show(im_ext)} is not a file extension like .jpg")
+    return _SeqInfo(name.strip() if name else None, im_dir, fps, length, width, height, im_ext)
+
+
+_BLANK = " \t"
+_SEPARATORS = re.compile(r"[ \t,]+")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:nan|inf|infinity))")
+_NUMBER_CHARS = b"0123456789eE.+-nNaAiIfFtTyY \t,\n"  # all that numbers, separators and lines need
+# A number token with 16 or more digits: the only kind whose float64 value can be integral
+# while the number written is not (up to 15 significant digits float64 tells them apart).
+_LONG_NUMBER = re.compile(r"[0-9.]{16}")
+_DIGIT_OR_DOT = bytes(ord("d") if chr(i) in "0123456789." else ord(" ") for i in range(256))
+
+
+def _has_long_number(text: str) -> bool:
+    """Whether ``text`` holds 16 or more digits and dots in a row (what ``_LONG_NUMBER``
+    finds, ten times faster: the regex takes a quarter of a second on a MOT20 file)."""
+    if not text.isascii():
+        return _LONG_NUMBER.search(text) is not None
+    return b"d" * 16 in text.encode("ascii").translate(_DIGIT_OR_DOT)
 
 
 def _split_fields(line: str) -> list[str]:
-    s = line.strip()
+    s = line.strip(_BLANK)
     if s.endswith(","):
         s = s[:-1]
-    return s.replace(",", " ").split()
+    return [f for f in _SEPARATORS.split(s) if f]
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """``(line number, line)`` of every non-blank line: row ``i`` of the parsed array."""
+    return [(i, line) for i, line in enumerate(text.split("\n"), 1) if line.strip(_BLANK)]
 
 
 def _parse_gt_slow(path: Path, text: str) -> np.ndarray:
@@ -204,12 +310,10 @@ def _parse_gt_slow(path: Path, text: str) -> np.ndarray:
     rows: list[list[float]] = []
     ncols = None
     first_line = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        m = _EMPTY_FIELD.search(line.strip())
+    for lineno, line in _lines(text):
+        m = _EMPTY_FIELD.search(line.strip(_BLANK))
         if m:
-            k = line.strip()[: m.end()].count(",")
+            k = line.strip(_BLANK)[: m.end()].count(",")
             raise AnnotationError(path, f"line {lineno}", f"column {k} is empty")
         fields = _split_fields(line)
         n = len(fields)
@@ -224,12 +328,12 @@ def _parse_gt_slow(path: Path, text: str) -> np.ndarray:
             raise AnnotationError(path, f"line {lineno}", f"{n} columns, but line {first_line} has {ncols}")
         values = []
         for k, f in enumerate(fields):
-            try:
-                values.append(float(f))
-            except ValueError:
+            # float() alone would also take "1_000" and non-ASCII digits
+            if not _NUMBER_TEXT.fullmatch(f):
                 raise AnnotationError(
-                    path, f"line {lineno}", f"column {k + 1} ({_column_name(n, k)}): {f!r} is not a number"
-                ) from None
+                    path, f"line {lineno}", f"column {k + 1} ({_column_name(n, k)}): {_show(f)} is not a number"
+                )
+            values.append(float(f))
         rows.append(values)
     if not rows:
         return np.zeros((0, 9))
@@ -237,13 +341,15 @@ def _parse_gt_slow(path: Path, text: str) -> np.ndarray:
 
 
 def _parse_gt(path: Path, text: str) -> np.ndarray:
-    """All rows of a gt.txt as an (M, ncols) float64 array (vectorised; exact error places)."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
+    """All rows of a gt.txt (``\\n`` line ends) as an (M, ncols) float64 array (vectorised;
+    exact error places)."""
+    if not text.strip(_BLANK + "\n"):
         return np.zeros((0, 9))
     compact = text.replace(" ", "").replace("\t", "")
-    if not (",," in compact or "\n," in compact or compact.startswith(",")):
+    # numpy's parser also splits at other whitespace (NBSP, form feed): such files take the
+    # strict line-by-line path
+    plain = text.isascii() and not text.encode("ascii").translate(None, _NUMBER_CHARS)
+    if plain and not (",," in compact or "\n," in compact or compact.startswith(",")):
         # Trailing commas are tolerated; every other comma separates two values.
         if ",\n" in compact or compact.rstrip("\n").endswith(","):
             text = re.sub(r",[ \t]*$", "", text, flags=re.M)
@@ -257,71 +363,107 @@ def _parse_gt(path: Path, text: str) -> np.ndarray:
     return _parse_gt_slow(path, text)
 
 
-def _row_lines(text: str) -> list[int]:
-    """1-based line number of every non-blank line (row ``i`` of the parsed array)."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return [i for i, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
 @dataclass
 class _Gt:
     frame: np.ndarray  # int64
-    ids: np.ndarray  # float64
+    ids: np.ndarray  # float64, integral, |id| < 2**53
     bbox: np.ndarray  # (M, 4)
     conf: np.ndarray
     cls: np.ndarray  # int64
     vis: np.ndarray
 
 
+def _short(token: str, limit: int = 40) -> str:
+    return token if len(token) <= limit else token[: limit - 3] + "..."
+
+
 def _read_gt(path: Path, length: int | None) -> _Gt:
     text = _read_text(path)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     arr = _parse_gt(path, text)
     ncols = arr.shape[1]
-    lines: list[int] | None = None
+    m = arr.shape[0]
+    cache: list[list[tuple[int, str]]] = []
+
+    def all_lines() -> list[tuple[int, str]]:
+        if not cache:
+            cache.append(_lines(text))  # only when needed: most files have no error
+        return cache[0]
+
+    def line_of(row: int) -> tuple[int, str]:
+        return all_lines()[row]
 
     def fail(row: int, what: str):
-        nonlocal lines
-        if lines is None:
-            lines = _row_lines(text)
-        raise AnnotationError(path, f"line {lines[row]}", what)
+        raise AnnotationError(path, f"line {line_of(row)[0]}", what)
+
+    def token(row: int, k: int) -> str:
+        """Column ``k`` of a row as written (a number: the parse accepted it)."""
+        return _short(_split_fields(line_of(row)[1])[k])
 
     def first(mask: np.ndarray) -> int | None:
         idx = np.flatnonzero(mask)
         return int(idx[0]) if idx.size else None
 
-    bad = ~np.isfinite(arr)
-    if ncols == 10:
-        bad[:, 7:] = False  # world coordinates are not used
+    def col_name(k: int) -> str:
+        return _column_name(ncols, k)
+
+    used = 7 if ncols == 10 else ncols  # the world coordinates of MOT15 files are not used
+    bad = ~np.isfinite(arr[:, :used])
     if bad.any():
         r = first(bad.any(1))
         k = int(np.flatnonzero(bad[r])[0])
-        fail(r, f"column {k + 1} ({_column_name(ncols, k)}): {_num(arr[r, k])} is not a finite number")
+        fail(r, f"column {k + 1} ({col_name(k)}): {_num(arr[r, k])} is not a finite number")
+
+    # frame: an integer in 1..seqLength (1..MAX_SEQ_LENGTH without a seqinfo.ini)
     frame = arr[:, 0]
     r = first(frame != np.round(frame))
     if r is not None:
-        fail(r, f"frame {_num(frame[r])} is not an integer")
-    hi = length if length is not None else None
-    if hi is not None:
-        r = first((frame < 1) | (frame > hi))
-        if r is not None:
-            fail(r, f"frame {int(frame[r])} out of range 1..{hi}")
-    else:
-        r = first(frame < 1)
-        if r is not None:
-            fail(r, f"frame {int(frame[r])} out of range (frames start at 1)")
+        fail(r, f"frame {token(r, 0)} is not an integer")
+    r = first(frame < 1)
+    if r is not None:
+        fail(r, f"frame {token(r, 0)} out of range "
+                + (f"1..{length}" if length is not None else "(frames start at 1)"))
+    hi = length if length is not None else MAX_SEQ_LENGTH
+    r = first(frame > hi)
+    if r is not None:
+        fail(r, f"frame {token(r, 0)} out of range 1..{hi}" if length is not None else
+             f"frame {token(r, 0)} is larger than {MAX_SEQ_LENGTH:,} (the most frames tdgen reads in one sequence)")
+
+    # id: an integer float64 holds exactly
+    ids = arr[:, 1]
+    r = first(np.abs(ids) >= MAX_ABS_VALUE)
+    if r is not None:
+        fail(r, f"id {token(r, 1)} is out of range (ids must be below 2**53 in magnitude)")
+    r = first(ids != np.round(ids))
+    if r is not None:
+        fail(r, f"id {token(r, 1)} is not an integer")
+
+    # box: finite, bounded (so that areas stay finite), positive size
+    box = arr[:, 2:6]
+    big = np.abs(box) >= MAX_ABS_VALUE
+    if big.any():
+        r = first(big.any(1))
+        k = 2 + int(np.flatnonzero(big[r])[0])
+        fail(r, f"column {k + 1} ({col_name(k)}): {token(r, k)} is out of range "
+                "(box values must be below 2**53 in magnitude)")
     wh = arr[:, 4:6]
     r = first((wh <= 0).any(1))
     if r is not None:
         fail(r, f"box width/height {_num(wh[r, 0])}, {_num(wh[r, 1])} must be positive")
-    m = arr.shape[0]
+
     conf = arr[:, 6].copy() if ncols >= 7 else np.ones(m)
+    int_cols = [0, 1]
     if 8 <= ncols <= 9:
+        int_cols.append(7)
         cls = arr[:, 7].copy()
-        cls[cls == -1] = 1
         r = first(cls != np.round(cls))
         if r is not None:
-            fail(r, f"class {_num(arr[r, 7])} is not an integer")
+            fail(r, f"class {token(r, 7)} is not an integer")
+        r = first((cls < -1) | (cls > _MAX_CLASS))
+        if r is not None:
+            fail(r, f"class {token(r, 7)} is out of range (expected -1 or 0..{_MAX_CLASS})")
+        cls[cls == -1] = 1
         cls = cls.astype(np.int64)
     else:
         cls = np.ones(m, dtype=np.int64)
@@ -330,8 +472,23 @@ def _read_gt(path: Path, length: int | None) -> _Gt:
         vis[vis == -1] = 1.0
     else:
         vis = np.ones(m)
+
+    if m and _has_long_number(text):
+        # float64 rounds "5.0000000000000001" to an integer: look at such numbers as written.
+        names = {0: "frame", 1: "id", 7: "class"}
+        for r, (_, line) in enumerate(all_lines()):
+            if len(line) < 16 or not _LONG_NUMBER.search(line):
+                continue
+            fields = _split_fields(line)
+            for k in int_cols:
+                tok = fields[k]
+                if len(tok) >= 16 and _LONG_NUMBER.search(tok):
+                    d = Decimal(tok)
+                    if d != d.to_integral_value():
+                        fail(r, f"{names[k]} {_short(tok)} is not an integer")
+
     frame_i = frame.astype(np.int64)
-    ids = arr[:, 1].copy()
+    ids = ids.copy()
     if m > 1:
         order = np.lexsort((np.arange(m), ids, frame_i))
         f_s, i_s = frame_i[order], ids[order]
@@ -340,9 +497,7 @@ def _read_gt(path: Path, length: int | None) -> _Gt:
             later = order[dup + 1]
             j = int(np.argmin(later))
             r, r0 = int(later[j]), int(order[dup[j]])
-            if lines is None:
-                lines = _row_lines(text)
-            fail(r, f"frame {frame_i[r]}, id {_num(ids[r])} repeats line {lines[r0]}")
+            fail(r, f"frame {frame_i[r]}, id {_num(ids[r])} repeats line {line_of(r0)[0]}")
     return _Gt(frame_i, ids, arr[:, 2:6].copy(), conf, cls, vis)
 
 
@@ -351,29 +506,71 @@ def _num(v: float) -> str:
     return str(int(v)) if v.is_integer() and abs(v) < 2.0**63 else repr(v)
 
 
-def _image_digits(d: Path, ext: str) -> int:
+_IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+_MAX_DIGITS = 12  # longer numeric stems are not frame numbers
+
+
+def _numbered_images(d: Path) -> list[tuple[str, str]]:
+    """``(stem, ext)`` of the files named ``<digits><ext>`` in ``d`` (empty when ``d`` is not a
+    readable directory)."""
     if not d.is_dir():
-        return _DEFAULT_DIGITS
-    counts: Counter[int] = Counter()
+        return []
+    found = []
     try:
         with os.scandir(d) as it:
             for e in it:
                 stem, dot, suffix = e.name.rpartition(".")
-                if dot and "." + suffix == ext and stem.isdigit():
-                    counts[len(stem)] += 1
+                if dot and stem.isascii() and stem.isdigit() and len(stem) <= _MAX_DIGITS:
+                    found.append((stem, "." + suffix))
     except OSError:
-        return _DEFAULT_DIGITS
+        return []
+    return found
+
+
+def _image_digits(d: Path, ext: str) -> int:
+    counts: Counter[int] = Counter(len(stem) for stem, e in _numbered_images(d) if e == ext)
     return counts.most_common(1)[0][0] if counts else _DEFAULT_DIGITS
 
 
+def _first_image(d: Path) -> Path | None:
+    """The lowest-numbered image file in ``d`` (None when there is none)."""
+    images = [(int(stem), stem + ext) for stem, ext in _numbered_images(d) if ext.lower() in _IMAGE_EXTS]
+    for _, name in sorted(images):
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from an image's header (the pixels are not decoded)."""
+    from PIL import Image  # only needed for sequences without a seqinfo.ini
+
+    data = _read_bytes(path)
+    try:
+        with py_warnings.catch_warnings():
+            # only the header is read: a huge image is no "decompression bomb" here
+            py_warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+    except Exception as e:  # PIL raises many kinds for a bad file; any of them means "unreadable"
+        first_line = (str(e) or type(e).__name__).splitlines()[0]
+        raise AnnotationError(path, None, f"cannot read the image size ({first_line})") from None
+    if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
+        raise AnnotationError(path, None, f"image size {width}x{height} is out of range 1..{MAX_IMAGE_SIDE:,}")
+    return int(width), int(height)
+
+
 def _find_sequences(path: Path) -> list[Path]:
-    if not path.exists():
+    if not os.path.lexists(path):
         raise AnnotationError(path, None, "no such file or directory")
-    if path.is_file():
+    if not path.is_dir():
+        # the path to a sequence's own seqinfo.ini or gt.txt; reading checks it is a file
         if path.name == "seqinfo.ini":
             return [path.parent]
         if path.name == "gt.txt" and path.parent.name == "gt":
             return [path.parent.parent]
+        if not path.exists():
+            raise AnnotationError(path, None, "is a broken symbolic link")
         raise FormatError(path, None, "not a MOT sequence or split directory",
                           hint="pass a folder holding seqinfo.ini and gt/gt.txt, or a folder of such folders")
     if _is_sequence(path):
@@ -405,20 +602,34 @@ def read_mot(path: str | os.PathLike) -> TrackSet:
     for vi, seq in enumerate(seqs):
         name = seq.name or seq.resolve().name
         ini = seq / "seqinfo.ini"
-        gt_path = seq / "gt" / "gt.txt"
-        info = _read_seqinfo(ini) if ini.is_file() else None
-        gt = _read_gt(gt_path, info.length if info else None) if gt_path.is_file() else None
+        gt_dir = seq / "gt"
+        gt_path = gt_dir / "gt.txt"
+        if os.path.lexists(gt_dir) and not gt_dir.is_dir():
+            raise AnnotationError(gt_dir, None, "is not a directory (the boxes go in gt/gt.txt)")
+        # an entry that exists but is no regular file is refused when read, never skipped
+        info = _read_seqinfo(ini) if os.path.lexists(ini) else None
+        gt = _read_gt(gt_path, info.length if info else None) if os.path.lexists(gt_path) else None
         if info is None:
             length = int(gt.frame.max()) if gt is not None and gt.frame.size else 0
-            info = _SeqInfo(None, _DEFAULT_IM_DIR, float("nan"), length, 0, 0, _DEFAULT_IM_EXT)
-            warnings.append(
-                f"{seq}: no seqinfo.ini; seqLength taken as the last gt frame ({length}), image size unknown (0x0)"
-            )
+            # Without the size every writer would have to invent one: take it from the first
+            # image, and refuse when there is none.
+            image = _first_image(seq / _DEFAULT_IM_DIR)
+            if image is None:
+                raise AnnotationError(seq, None, f"no seqinfo.ini and no images in {_DEFAULT_IM_DIR}/: "
+                                      "the image size is unknown",
+                                      hint="add a seqinfo.ini with seqLength, imWidth and imHeight")
+            width, height = _image_size(image)
+            info = _SeqInfo(None, _DEFAULT_IM_DIR, float("nan"), length, width, height, image.suffix)
+            warnings.append(f"{seq}: no seqinfo.ini; seqLength taken as the last gt frame ({length}), "
+                            f"image size {width}x{height} from {_DEFAULT_IM_DIR}/{image.name}")
         elif info.name is not None and info.name != name:
             warnings.append(f"{ini}: name {info.name!r} differs from the folder name {name!r}; using the folder name")
         if gt is None:
             warnings.append(f"{seq}: no gt/gt.txt; its {info.length} frames have no boxes")
         n = int(info.length or 0)
+        if frame_base + n > MAX_TOTAL_FRAMES:
+            raise AnnotationError(root, None, f"the sequences up to {name!r} hold {frame_base + n:,} frames, more "
+                                  f"than the {MAX_TOTAL_FRAMES:,} tdgen reads at once")
         digits = _image_digits(seq / info.im_dir, info.im_ext)
 
         v_name.append(name)
@@ -447,8 +658,11 @@ def read_mot(path: str | os.PathLike) -> TrackSet:
             unknown_classes.update(int(c) for c in cats if not 1 <= c <= 13)
         frame_base += n
 
+    categories = [dict(c) for c in MOT_CATEGORIES]
     if unknown_classes:
         warnings.append(f"{root}: class ids {sorted(unknown_classes)} are not MOT classes (1..13); kept as they are")
+        # named, so that every category_id written has its category
+        categories += [{"id": c, "name": f"class_{c}"} for c in sorted(unknown_classes)]
 
     def cat(parts, dtype, shape=(0,)):
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(shape, dtype)
@@ -492,7 +706,7 @@ def read_mot(path: str | os.PathLike) -> TrackSet:
         videos=videos,
         frames=frames,
         boxes=boxes,
-        categories=[dict(c) for c in MOT_CATEGORIES],
+        categories=categories,
         meta={},
         source=str(root),
         source_format="mot",
@@ -501,7 +715,7 @@ def read_mot(path: str | os.PathLike) -> TrackSet:
 
 
 # --------------------------------------------------------------------------- write
-_FILE_RE = re.compile(r"^[^/\\]+[/\\]([^/\\]+)[/\\](\d+)(\.[A-Za-z0-9]+)$")
+_FILE_RE = re.compile(r"^[^/\\]+[/\\]([^/\\]+)[/\\]([0-9]+)(\.[A-Za-z0-9]+)$")
 
 
 def _format_column(col: np.ndarray) -> list[str]:
@@ -539,6 +753,9 @@ def _plan_video(ts: TrackSet, v: int, frame_rows: np.ndarray, box_rows: np.ndarr
     _check_seq_name(name)
     src = ts.source or "<tracks>"
     n = frame_rows.size
+    if n > MAX_SEQ_LENGTH:
+        raise OutputError(f"video {name!r} has {n:,} frames; a MOT sequence tdgen reads holds at most "
+                          f"{MAX_SEQ_LENGTH:,}")
     files = [str(f) for f in ts.frames.file_name[frame_rows].tolist()]
 
     # imDir, digits and imExt from names like <seq>/<dir>/<digits><ext>.
@@ -548,13 +765,13 @@ def _plan_video(ts: TrackSet, v: int, frame_rows: np.ndarray, box_rows: np.ndarr
         dirs = {m.group(1) for m in matches}
         exts = {m.group(3) for m in matches}
         lens = {len(m.group(2)) for m in matches}
-        if len(dirs) == 1 and len(exts) == 1:
+        if len(dirs) == 1 and len(exts) == 1 and _im_dir_problem(next(iter(dirs))) is None:
             im_dir, im_ext = dirs.pop(), exts.pop()
-            if len(lens) == 1:
+            if len(lens) == 1 and lens <= {*range(1, _MAX_DIGITS + 1)}:
                 digits = lens.pop()
     else:
         exts = {os.path.splitext(f)[1] for f in files}
-        if len(exts) == 1 and next(iter(exts)):
+        if len(exts) == 1 and _IM_EXT.fullmatch(next(iter(exts))):
             im_ext = exts.pop()
         elif len(exts) > 1 and images_from is not None:
             raise AnnotationError(src, f"video {name!r}",
@@ -579,11 +796,21 @@ def _plan_video(ts: TrackSet, v: int, frame_rows: np.ndarray, box_rows: np.ndarr
             raise AnnotationError(
                 src, f"video {name!r}, frame {int(numbers[b.frame[r] - first_row])}, track {int(b.track[r])}",
                 f"bbox {bbox[i].tolist()} cannot be written to MOT (width/height must be positive finite numbers)")
+        big = np.any(np.abs(bbox) >= MAX_ABS_VALUE, axis=1)
+        if big.any():
+            r = box_rows[int(np.flatnonzero(big)[0])]
+            raise OutputError(f"video {name!r}, frame {int(numbers[b.frame[r] - first_row])}, track "
+                              f"{int(b.track[r])}: bbox {b.bbox[r].tolist()} cannot be written to MOT "
+                              "(box values must be below 2**53 in magnitude)")
     box_num = numbers[b.frame[box_rows] - first_row]
-    ids = b.track[box_rows].astype(np.float64)
+    track = b.track[box_rows]
+    if track.size and np.abs(track).max() >= MAX_ABS_VALUE:
+        # float64 (the MOT id column) would round such ids together: number the tracks 1..T
+        track = np.unique(track, return_inverse=True)[1].astype(np.int64) + 1
+    ids = track.astype(np.float64)
     if b.source_track is not None and box_rows.size:
         st = b.source_track[box_rows]
-        if np.all(np.isfinite(st)):
+        if np.all(np.isfinite(st)) and np.all(st == np.round(st)) and np.abs(st).max() < MAX_ABS_VALUE:
             o = np.lexsort((st, box_num))
             same = (box_num[o][1:] == box_num[o][:-1]) & (st[o][1:] == st[o][:-1])
             if not same.any():
@@ -593,6 +820,10 @@ def _plan_video(ts: TrackSet, v: int, frame_rows: np.ndarray, box_rows: np.ndarr
     vis = np.ones(box_rows.size) if b.visibility is None else b.visibility[box_rows].copy()
     vis[~np.isfinite(vis)] = 1.0
     cls = b.category[box_rows]
+    bad_cls = (cls < 0) | (cls > _MAX_CLASS)
+    if bad_cls.any():
+        raise OutputError(f"video {name!r}: category_id {int(cls[np.flatnonzero(bad_cls)[0]])} cannot be written "
+                          f"as a MOT class (0..{_MAX_CLASS})")
 
     order = np.lexsort((box_num, ids))
     cols = [
@@ -607,19 +838,26 @@ def _plan_video(ts: TrackSet, v: int, frame_rows: np.ndarray, box_rows: np.ndarr
 
     fps = float(ts.videos.fps[v]) if ts.videos.fps is not None else float("nan")
     frame_rate = max(1, int(round(fps))) if np.isfinite(fps) else _DEFAULT_FRAME_RATE
+    if frame_rate > MAX_FRAME_RATE:
+        raise OutputError(f"video {name!r}: fps {fps:g} cannot be written as a MOT frameRate "
+                          f"(at most {MAX_FRAME_RATE:,.0f})")
     width, height = int(ts.videos.width[v]), int(ts.videos.height[v])
     if width <= 0 and n:
         width = int(ts.frames.width[frame_rows].max())
     if height <= 0 and n:
         height = int(ts.frames.height[frame_rows].max())
+    if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
+        what = "unknown" if width <= 0 or height <= 0 else "out of range"
+        raise OutputError(f"video {name!r}: image size {width}x{height} is {what}; a MOT seqinfo.ini needs "
+                          f"imWidth and imHeight in 1..{MAX_IMAGE_SIDE:,}")
     ini = (
         "[Sequence]\n"
         f"name={name}\n"
         f"imDir={im_dir}\n"
         f"frameRate={frame_rate}\n"
         f"seqLength={n}\n"
-        f"imWidth={max(width, 0)}\n"
-        f"imHeight={max(height, 0)}\n"
+        f"imWidth={width}\n"
+        f"imHeight={height}\n"
         f"imExt={im_ext}\n"
     )
 
@@ -670,6 +908,9 @@ def write_mot(
             if t.exists() or t.is_symlink():
                 raise OutputError(f"{t}: already exists (pass overwrite to replace it)")
 
+    if ts.num_frames > MAX_TOTAL_FRAMES:
+        raise OutputError(f"{ts.num_frames:,} frames: more than the {MAX_TOTAL_FRAMES:,} a MOT split tdgen reads "
+                          "holds")
     voff = ts.video_offsets()
     foff = ts.frame_offsets()
     plans = []

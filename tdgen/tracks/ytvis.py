@@ -13,6 +13,10 @@
 Reading gives one box per non-null ``bboxes`` entry. The segmentation of a box is kept in its
 ``extra`` dict as ``{"segmentation": ...}``; the area goes to the ``area`` column (NaN when
 null). Video keys other than the known ones are kept in ``videos.extra``.
+
+Reading is strict about types: ids are JSON integers (not strings, floats or booleans) below
+2**53 in magnitude, ``width``/``height`` are positive integers, every ``bboxes`` entry is
+``null`` or four numbers; a file that is not UTF-8 is refused with the offset of the bad byte.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import orjson
 
 from tdgen.atomic import atomic_write_bytes
 from tdgen.tracks.errors import AnnotationError, FormatError, OutputError
+from tdgen.tracks.io import read_regular_file
 from tdgen.tracks.jsonscan import JSONError, load_json
+from tdgen.tracks.mot import MAX_ABS_VALUE, MAX_IMAGE_SIDE
 from tdgen.tracks.trackset import Boxes, Frames, TrackSet, Videos
 
 __all__ = ["looks_like_ytvis", "read_ytvis", "write_ytvis", "ytvis_from_dict", "ytvis_to_dict"]
@@ -58,6 +64,11 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _is_id(x: Any) -> bool:
+    """A JSON integer that float64 and int64 columns hold exactly."""
+    return _is_int(x) and abs(x) < MAX_ABS_VALUE
+
+
 def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -73,16 +84,23 @@ def _show(x: Any) -> str:
 def read_ytvis(path: str | os.PathLike) -> TrackSet:
     """Read a native YouTube-VIS 2019/2021 annotation file."""
     path = Path(path)
+    data = read_regular_file(path)  # refuses directories, FIFOs and devices at once
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise AnnotationError(path, None, f"cannot read file ({e.strerror or e})") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        doc = load_json(data)
+        doc = load_json(data[bom:] if bom else data)
     except JSONError as e:
-        raise AnnotationError(path, f"line {e.line}, column {e.column}", str(e).split(": ", 1)[-1]) from None
+        # orjson places a bad UTF-8 byte at the start of the file: find it
+        try:
+            data[bom:].decode("utf-8")
+        except UnicodeDecodeError as u:
+            at = bom + u.start
+            line = data.count(b"\n", 0, at) + 1
+            raise AnnotationError(path, f"line {line}",
+                                  f"not UTF-8 text (byte 0x{data[at]:02x} at byte offset {at})") from None
+        line, column = e.line, e.column
+        if bom and line == 1:
+            column += 1  # the BOM is one character of the first line
+        raise AnnotationError(path, f"line {line}, column {column}", str(e).split(": ", 1)[-1]) from None
     return ytvis_from_dict(doc, path)
 
 
@@ -102,6 +120,10 @@ def ytvis_from_dict(doc: Any, path: str | os.PathLike | None = None) -> TrackSet
         anns = []  # valid/test splits carry no annotations
     elif not isinstance(anns, list):
         raise AnnotationError(file, "annotations", "is not a list")
+    if "images" in doc:
+        # it would be carried along and clash with the images a COCO-VID output lists
+        raise FormatError(file, "images", "a YouTube-VIS file lists frames in videos[].file_names, not in 'images'",
+                          hint="for COCO-VID input pass --from cocovid")
     warnings: list[str] = []
 
     cat_ids: set[int] = set()
@@ -111,8 +133,11 @@ def ytvis_from_dict(doc: Any, path: str | os.PathLike | None = None) -> TrackSet
         for key in ("id", "name"):
             if key not in c:
                 raise AnnotationError(file, f"categories[{i}]", f"missing key {key!r}")
-        if not _is_int(c["id"]):
-            raise AnnotationError(file, f"categories[{i}]", f"id {_show(c['id'])} is not an integer")
+        if not _is_id(c["id"]):
+            raise AnnotationError(file, f"categories[{i}]", f"id {_show(c['id'])} is not an integer"
+                                  + (" below 2**53" if _is_int(c["id"]) else ""))
+        if not isinstance(c["name"], str):
+            raise AnnotationError(file, f"categories[{i}] (id {c['id']})", f"name {_show(c['name'])} is not a string")
         if c["id"] in cat_ids:
             raise AnnotationError(file, f"categories[{i}]", f"id {c['id']} given twice")
         cat_ids.add(c["id"])
@@ -130,17 +155,19 @@ def ytvis_from_dict(doc: Any, path: str | os.PathLike | None = None) -> TrackSet
             if key not in v:
                 raise AnnotationError(file, where, f"missing key {key!r}")
         vid = v["id"]
-        if not _is_int(vid):
-            raise AnnotationError(file, where, f"id {_show(vid)} is not an integer")
+        if not _is_id(vid):
+            raise AnnotationError(file, where, f"id {_show(vid)} is not an integer"
+                                  + (" below 2**53" if _is_int(vid) else ""))
         if vid in vid_row:
             raise AnnotationError(file, where, f"video id {vid} given twice (also videos[{vid_row[vid]}])")
         for key in ("width", "height"):
-            if not _is_int(v[key]) or v[key] < 0:
-                raise AnnotationError(file, where, f"{key} {_show(v[key])} is not a non-negative integer")
+            if not _is_int(v[key]) or not 1 <= v[key] <= MAX_IMAGE_SIDE:
+                raise AnnotationError(file, where, f"{key} {_show(v[key])} is not an integer in "
+                                      f"1..{MAX_IMAGE_SIDE:,}")
         names = v["file_names"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise AnnotationError(file, where, "file_names is not a list of strings")
-        if "length" in v and v["length"] != len(names):
+        if "length" in v and (not _is_int(v["length"]) or v["length"] != len(names)):
             raise AnnotationError(file, where, f"length {_show(v['length'])} but {len(names)} file_names")
         vid_row[vid] = i
         first = names[0].replace("\\", "/") if names else ""
@@ -175,13 +202,17 @@ def ytvis_from_dict(doc: Any, path: str | os.PathLike | None = None) -> TrackSet
         for key in ("id", "video_id", "category_id", "bboxes"):
             if key not in a:
                 raise AnnotationError(file, where, f"missing key {key!r}")
+        for key in ("id", "video_id", "category_id"):
+            if not _is_id(a[key]):
+                raise AnnotationError(file, where, f"{key} {_show(a[key])} is not an integer"
+                                      + (" below 2**53" if _is_int(a[key]) else ""))
         vid, cid = a["video_id"], a["category_id"]
-        if not _is_int(vid) or vid not in vid_row:
+        if vid not in vid_row:
             raise AnnotationError(file, where, f"video_id {_show(vid)} is not the id of any video")
-        if not _is_int(cid) or cid not in cat_ids:
+        if cid not in cat_ids:
             raise AnnotationError(file, where, f"category_id {_show(cid)} is not the id of any category")
         crowd = a.get("iscrowd", 0)
-        if crowd not in (0, 1) or (crowd is not True and crowd is not False and not _is_int(crowd)):
+        if not _is_int(crowd) or crowd not in (0, 1):
             raise AnnotationError(file, where, f"iscrowd {_show(crowd)} is not 0 or 1")
         row = vid_row[vid]
         n = v_len[row]
@@ -211,11 +242,15 @@ def ytvis_from_dict(doc: Any, path: str | os.PathLike | None = None) -> TrackSet
             if not all(math.isfinite(x) for x in bb) or not (bb[2] > 0 and bb[3] > 0):
                 raise AnnotationError(file, f"{where}: bboxes[{k}]",
                                       f"{_show(bb)}: width and height must be positive finite numbers")
+            if not all(abs(x) < MAX_ABS_VALUE for x in bb):
+                raise AnnotationError(file, f"{where}: bboxes[{k}]",
+                                      f"{_show(bb)}: values must be below 2**53 in magnitude")
             area = float("nan")
             if areas is not None and areas[k] is not None:
-                if not _is_num(areas[k]):
-                    raise AnnotationError(file, f"{where}: areas[{k}]", f"{_show(areas[k])} is not a number")
-                area = float(areas[k])
+                ak = areas[k]
+                if not _is_num(ak) or not (math.isfinite(ak) and 0 <= ak < MAX_ABS_VALUE**2):
+                    raise AnnotationError(file, f"{where}: areas[{k}]", f"{_show(ak)} is not a non-negative number")
+                area = float(ak)
             seg = segs[k] if segs is not None else None
             has_seg = has_seg or seg is not None
             b_frame.append(base + k)
@@ -224,15 +259,15 @@ def ytvis_from_dict(doc: Any, path: str | os.PathLike | None = None) -> TrackSet
             b_area.append(area)
             b_seg.append(seg)
 
-    # Track ids: the annotation ids when they are distinct integers >= 1, else 1..T.
-    ids_ok = all(_is_int(x) and x >= 1 for x in a_id) and len(set(a_id)) == len(a_id)
+    # Track ids: the annotation ids when they are distinct and >= 1, else 1..T.
+    ids_ok = all(x >= 1 for x in a_id) and len(set(a_id)) == len(a_id)
     if ids_ok:
         track_of_ann = np.array(a_id, dtype=np.int64)
     else:
         track_of_ann = np.arange(1, len(a_id) + 1, dtype=np.int64)
         if a_id:
             warnings.append(f"{file}: annotation ids are not distinct integers >= 1; tracks renumbered 1..{len(a_id)}")
-    src_track = np.array([float(x) if _is_num(x) else np.nan for x in a_id], dtype=np.float64)
+    src_track = np.array(a_id, dtype=np.float64)  # exact: every id is below 2**53
 
     m = len(b_frame)
     frame_col = np.array(b_frame, dtype=np.int64)
@@ -293,8 +328,36 @@ def ytvis_from_dict(doc: Any, path: str | os.PathLike | None = None) -> TrackSet
 
 
 # --------------------------------------------------------------------------- write
+def _check_writable(ts: TrackSet) -> None:
+    """Refuse what :func:`ytvis_from_dict` would refuse, so that every file written reads back."""
+    for v in range(ts.num_videos):
+        w, h, vid = int(ts.videos.width[v]), int(ts.videos.height[v]), int(ts.videos.id[v])
+        if not (1 <= w <= MAX_IMAGE_SIDE and 1 <= h <= MAX_IMAGE_SIDE):
+            what = "unknown" if w <= 0 or h <= 0 else "out of range"
+            raise OutputError(f"video {ts.videos.name[v]!r}: size {w}x{h} is {what}; YouTube-VIS needs width and "
+                              f"height in 1..{MAX_IMAGE_SIDE:,}")
+        if abs(vid) >= MAX_ABS_VALUE:
+            raise OutputError(f"video {ts.videos.name[v]!r}: id {vid} is not below 2**53")
+    for c in ts.categories:
+        if not _is_id(c.get("id")) or not isinstance(c.get("name"), str):
+            raise OutputError(f"category {_show(c)} needs an integer id below 2**53 and a string name")
+    crowd = ts.boxes.iscrowd
+    if len(crowd) and not np.isin(crowd, (0, 1)).all():
+        r = int(np.flatnonzero(~np.isin(crowd, (0, 1)))[0])
+        raise OutputError(f"track {int(ts.boxes.track[r])}: iscrowd {int(crowd[r])} is not 0 or 1")
+    bbox = ts.boxes.bbox
+    if len(bbox):
+        bad = (~np.all(np.isfinite(bbox), axis=1) | (bbox[:, 2] <= 0) | (bbox[:, 3] <= 0)
+               | np.any(np.abs(np.nan_to_num(bbox)) >= MAX_ABS_VALUE, axis=1))
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise OutputError(f"track {int(ts.boxes.track[r])}: bbox {bbox[r].tolist()} cannot be written to "
+                              "YouTube-VIS (positive finite width and height, values below 2**53)")
+
+
 def ytvis_to_dict(ts: TrackSet) -> dict:
     """The native YouTube-VIS document of a TrackSet (one annotation per track and video)."""
+    _check_writable(ts)
     voff = ts.video_offsets()
     n_per_video = np.diff(voff)
     videos = []
@@ -319,12 +382,17 @@ def ytvis_to_dict(ts: TrackSet) -> dict:
     start = 0
     m = len(b)
     track_sorted = b.track[order]
+    # annotation ids are the track ids, numbered 1..T where they would not read back exactly
+    out_id = b.track
+    if m and np.abs(b.track).max() >= MAX_ABS_VALUE:
+        out_id = np.unique(b.track, return_inverse=True)[1].astype(np.int64) + 1
     while start < m:
         stop = int(np.searchsorted(track_sorted, track_sorted[start], side="right"))
         rows = order[start:stop]
         start = stop
         v = int(box_video[rows[0]])
         tid = int(b.track[rows[0]])
+        aid = int(out_id[rows[0]])
         cats = np.unique(b.category[rows])
         if cats.size != 1:
             raise OutputError(f"track {tid} changes category ({cats.tolist()}); YouTube-VIS allows one per track")
@@ -339,13 +407,13 @@ def ytvis_to_dict(ts: TrackSet) -> dict:
             x, y, w, h = b.bbox[r].tolist()
             bboxes[k] = [x, y, w, h]
             area = float(b.area[r]) if b.area is not None else float("nan")
-            areas[k] = area if math.isfinite(area) else w * h
+            areas[k] = area if math.isfinite(area) and area >= 0 else w * h
             ex = b.extra[r] if b.extra is not None else None
             if ex and ex.get("segmentation") is not None:
                 segs[k] = ex["segmentation"]
         annotations.append(
             dict(
-                id=tid,
+                id=aid,
                 video_id=int(ts.videos.id[v]),
                 category_id=int(cats[0]),
                 iscrowd=int(b.iscrowd[rows[0]]),
@@ -358,8 +426,7 @@ def ytvis_to_dict(ts: TrackSet) -> dict:
             )
         )
     annotations.sort(key=lambda a: a["id"])
-    doc: dict[str, Any] = {}
-    doc.update(ts.meta)
+    doc: dict[str, Any] = {k: val for k, val in ts.meta.items() if k != "images"}  # the reader refuses it
     doc.update(videos=videos, annotations=annotations, categories=list(ts.categories))
     return doc
 

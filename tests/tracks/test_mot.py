@@ -271,21 +271,44 @@ def test_image_digits_from_img_dir(tmp_path: Path) -> None:
     assert read_mot(out).frames.file_name.tolist() == ts.frames.file_name.tolist()
 
 
+def write_png(path: Path, width: int, height: int) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (width, height)).save(path)
+
+
 def test_missing_seqinfo_and_missing_gt(tmp_path: Path) -> None:
     split = tmp_path / "split"
-    make_seq(split, "a_noini", "1,1,1,2,3,4,1,1,1\n5,1,1,2,3,4,1,1,1\n")
+    a = make_seq(split, "a_noini", "1,1,1,2,3,4,1,1,1\n5,1,1,2,3,4,1,1,1\n")
+    write_png(a / "img1" / "00000002.png", 40, 30)  # the lowest number wins
+    write_png(a / "img1" / "00000010.png", 99, 99)
+    (a / "img1" / "readme.txt").write_text("not a frame")
     make_seq(split, "b_test", None, n=4)
     (split / "seqmaps").mkdir()  # not a sequence: ignored
     ts = read_mot(split)
     ts.check()
     assert ts.videos.name.tolist() == ["a_noini", "b_test"]
     assert ts.frames_per_video().tolist() == [5, 4]
-    assert ts.videos.width.tolist() == [0, 1920]
+    assert ts.videos.width.tolist() == [40, 1920] and ts.videos.height.tolist() == [30, 1080]
+    assert ts.frames.file_name[0] == "a_noini/img1/00000001.png"  # digits and extension from the images
     assert ts.num_boxes == 2
     assert np.all(ts.box_video() == 0)
     assert len(ts.warnings) == 2
-    assert "no seqinfo.ini" in ts.warnings[0] and "a_noini" in ts.warnings[0]
+    assert "no seqinfo.ini" in ts.warnings[0] and "a_noini" in ts.warnings[0] and "40x30" in ts.warnings[0]
     assert "no gt/gt.txt" in ts.warnings[1] and "4 frames" in ts.warnings[1]
+
+
+def test_missing_seqinfo_without_images_is_refused(tmp_path: Path) -> None:
+    seq = make_seq(tmp_path, "s", GOOD)
+    with pytest.raises(AnnotationError) as ei:
+        read_mot(seq)
+    assert str(ei.value) == (f"{seq}: no seqinfo.ini and no images in img1/: the image size is unknown "
+                             "(hint: add a seqinfo.ini with seqLength, imWidth and imHeight)")
+    (seq / "img1").mkdir()
+    (seq / "img1" / "000001.jpg").write_bytes(b"not an image")
+    with pytest.raises(AnnotationError, match=r"img1/000001\.jpg: cannot read the image size"):
+        read_mot(seq)
 
 
 def test_path_to_files_and_seqinfo_quirks(tmp_path: Path) -> None:
@@ -414,9 +437,34 @@ GT_ERRORS = [
     ("class_float", "1,1,1,2,3,4,1,1.5,1\n", "line 1: class 1.5 is not an integer"),
     ("duplicate", GOOD + "2,1,1,2,3,4,1,1,1\n2,2,1,2,3,4,1,1,1\n1,1,5,6,7,8,1,1,1\n",
      "line 4: frame 1, id 1 repeats line 1"),
+    # integer columns are integers, read exactly, within bounds
+    ("frame_huge", GOOD + "1e30,1,1,2,3,4,1,1,1\n", "line 2: frame 1e30 out of range 1..5"),
+    ("frame_long_fraction", "1.0000000000000001,1,1,2,3,4,1,1,1\n",
+     "line 1: frame 1.0000000000000001 is not an integer"),
+    ("id_float", GOOD + "2,1.5,1,2,3,4,1,1,1\n", "line 2: id 1.5 is not an integer"),
+    ("id_long_fraction", "1,5.0000000000000001,1,2,3,4,1,1,1\n", "line 1: id 5.0000000000000001 is not an integer"),
+    ("id_2_53", f"1,{2**53},1,2,3,4,1,1,1\n", f"line 1: id {2**53} is out of range (ids must be below 2**53"),
+    ("id_2_53_plus_1", GOOD + f"1,{2**53 + 1},1,2,3,4,1,1,1\n", f"line 2: id {2**53 + 1} is out of range"),
+    ("id_2_70", f"1,{2**70},1,2,3,4,1,1,1\n", f"line 1: id {2**70} is out of range"),
+    ("id_neg_huge", "1,-1e300,1,2,3,4,1,1,1\n", "line 1: id -1e300 is out of range"),
+    ("class_1e30", GOOD + "2,1,1,2,3,4,1,1e30,1\n",
+     "line 2: class 1e30 is out of range (expected -1 or 0..2147483647)"),
+    ("class_2_31", f"1,1,1,2,3,4,1,{2**31},1\n", f"line 1: class {2**31} is out of range"),
+    ("class_minus_2", "1,1,1,2,3,4,1,-2,1\n", "line 1: class -2 is out of range"),
+    ("class_long_fraction", "1,1,1,2,3,4,1,3.0000000000000001,1\n",
+     "line 1: class 3.0000000000000001 is not an integer"),
+    # numbers are plain ASCII numbers, boxes bounded
+    ("underscore", "1,1,1_0,2,3,4,1,1,1\n", "line 1: column 3 (bb_left): '1_0' is not a number"),
+    ("arabic_digit", "1,1,\u0663,2,3,4,1,1,1\n", "line 1: column 3 (bb_left): '\u0663' is not a number"),
+    ("nbsp", "1,1,1\u00a02,3,4,1,1,1\n", "line 1: column 3 (bb_left): '1\\xa02' is not a number"),
+    ("form_feed_line", GOOD + "\x0c\n", "line 2: 1 columns, expected 6 to 10"),
+    ("inf_conf", "1,1,1,2,3,4,inf,1,1\n", "line 1: column 7 (conf): inf is not a finite number"),
+    ("box_huge", "1,1,1e300,2,3,4,1,1,1\n", "line 1: column 3 (bb_left): 1e300 is out of range (box values must be"),
+    ("width_huge", GOOD + "2,1,1,2,1e16,4,1,1,1\n", "line 2: column 5 (bb_width): 1e16 is out of range"),
 ]
 
 
+@pytest.mark.filterwarnings("error")  # no numpy overflow / cast warnings on the way
 @pytest.mark.parametrize("name,gt,msg", GT_ERRORS, ids=[c[0] for c in GT_ERRORS])
 def test_gt_errors(tmp_path: Path, name: str, gt: str, msg: str) -> None:
     seq = make_seq(tmp_path, name, gt, n=5)
@@ -445,6 +493,44 @@ INI_ERRORS = [
      "line 5 (frameRate): frameRate 'fast' is not a number"),
     ("dup_key", "[Sequence]\nseqLength=5\nseqLength=6\n", "line 3: key 'seqlength' given twice"),
     ("garbage", "[Sequence]\nseqLength=5\njust words\n", "line 3: not a key=value line"),
+    ("huge_length", "[Sequence]\nseqLength=1000000000000\nimWidth=1\nimHeight=1\n",
+     "line 2 (seqLength): seqLength 1000000000000 is larger than 1,000,000 (the most frames tdgen reads"),
+    ("length_one_over", "[Sequence]\nseqLength=1000001\nimWidth=1\nimHeight=1\n",
+     "line 2 (seqLength): seqLength 1000001 is larger than 1,000,000"),
+    ("length_5000_digits", "[Sequence]\nseqLength=" + "9" * 5000 + "\nimWidth=1\nimHeight=1\n",
+     "line 2 (seqLength): seqLength '9999999999999999999999999999999999999'... is larger than 1,000,000"),
+    ("negative_length", "[Sequence]\nseqLength=-1\nimWidth=1\nimHeight=1\n",
+     "line 2 (seqLength): seqLength -1 is negative"),
+    ("arabic_length", "[Sequence]\nseqLength=\u0663\nimWidth=1\nimHeight=1\n",
+     "line 2 (seqLength): seqLength '\u0663' is not an integer"),
+    ("zero_width", "[Sequence]\nseqLength=5\nimWidth=0\nimHeight=1\n",
+     "line 3 (imWidth): imWidth 0 is not a positive integer"),
+    ("negative_height", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=-4\n",
+     "line 4 (imHeight): imHeight -4 is negative"),
+    ("huge_width", "[Sequence]\nseqLength=5\nimWidth=10000000\nimHeight=1\n",
+     "line 3 (imWidth): imWidth 10000000 is larger than 1,000,000"),
+    ("nan_rate", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nframeRate=nan\n",
+     "line 5 (frameRate): frameRate 'nan' is not a positive number"),
+    ("zero_rate", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nframeRate=0\n",
+     "line 5 (frameRate): frameRate '0' is not a positive number"),
+    ("negative_rate", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nframeRate=-25\n",
+     "line 5 (frameRate): frameRate '-25' is not a positive number"),
+    ("huge_rate", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nframeRate=1e300\n",
+     "line 5 (frameRate): frameRate '1e300' is larger than 1,000,000"),
+    ("underscore_rate", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nframeRate=3_0\n",
+     "line 5 (frameRate): frameRate '3_0' is not a number"),
+    ("empty_rate", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nframeRate=\n",
+     "line 5 (frameRate): frameRate '' is not a number"),
+    ("dotdot_dir", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nimDir=../other\n",
+     "line 5 (imDir): imDir '../other' leaves the sequence folder (..)"),
+    ("absolute_dir", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nimDir=/etc\n",
+     "line 5 (imDir): imDir '/etc' is an absolute path"),
+    ("spaced_ext", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nimExt=.j pg\n",
+     "line 5 (imExt): imExt '.j pg' is not a file extension like .jpg"),
+    ("continued_ext", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\nimExt=.jpg\n  more\n",
+     "line 5 (imExt): imExt '.jpg\\nmore' is not a file extension"),
+    ("two_sections", "[Sequence]\nseqLength=5\nimWidth=1\nimHeight=1\n[sequence]\nseqLength=6\n",
+     "two [Sequence] sections ([Sequence] and [sequence])"),
 ]
 
 
@@ -454,6 +540,112 @@ def test_seqinfo_errors(tmp_path: Path, name: str, ini: str, msg: str) -> None:
     with pytest.raises(AnnotationError) as ei:
         read_mot(seq)
     assert str(ei.value).startswith(f"{seq / 'seqinfo.ini'}: {msg}")
+
+
+def test_exact_ids_up_to_2_53(tmp_path: Path) -> None:
+    big = 2**53 - 1
+    gt = (f"1,{big},1,2,3,4,1,1,1\n1,{big - 1},1,2,3,4,1,1,1\n"
+          f"2,{big}.000000000000000,1,2,3,4,1,1,1\n2,-{big},1,2,3,4,1,1,1\n")
+    ts = read_mot(make_seq(tmp_path / "in", "s", gt, n=2))
+    assert sorted(ts.boxes.source_track.tolist()) == [-big, big - 1, big, big]
+    assert ts.num_tracks == 3
+    write_mot(ts, tmp_path / "out")
+    assert f"1,{big},1,2,3,4," in (tmp_path / "out" / "s" / "gt" / "gt.txt").read_text()
+    assert_same_boxes(ts, read_mot(tmp_path / "out"))
+
+
+def test_frame_bound_without_seqinfo(tmp_path: Path) -> None:
+    seq = make_seq(tmp_path, "s", "1000001,1,1,2,3,4,1,1,1\n")
+    with pytest.raises(AnnotationError, match=r"gt\.txt: line 1: frame 1000001 is larger than 1,000,000 "):
+        read_mot(seq)
+
+
+def test_non_utf8_names_the_byte_offset(tmp_path: Path) -> None:
+    seq = make_seq(tmp_path, "s", None, n=5)
+    (seq / "gt").mkdir()
+    (seq / "gt" / "gt.txt").write_bytes(GOOD.encode() + b"2,1,\xff,2,3,4,1,1,1\n")
+    with pytest.raises(AnnotationError) as ei:
+        read_mot(seq)
+    assert str(ei.value) == f"{seq / 'gt' / 'gt.txt'}: line 2: not UTF-8 text (byte 0xff at byte offset 22)"
+    # a BOM is skipped, but the offset counts it
+    (seq / "seqinfo.ini").write_bytes(b"\xef\xbb\xbf[Sequence]\nname=\xc3(\n")
+    with pytest.raises(AnnotationError) as ei:
+        read_mot(seq)
+    assert str(ei.value) == f"{seq / 'seqinfo.ini'}: line 2: not UTF-8 text (byte 0xc3 at byte offset 19)"
+
+
+def _not_a_file(tmp_path: Path, which: str, kind: str) -> Path:
+    seq = make_seq(tmp_path, "s", None if which == "gt.txt" else GOOD, n=None if which == "seqinfo.ini" else 5)
+    target = seq / "gt" / "gt.txt" if which == "gt.txt" else seq / "seqinfo.ini"
+    target.parent.mkdir(exist_ok=True)
+    if kind == "directory":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "device":
+        os.symlink("/dev/null", target)
+    elif kind == "broken link":
+        os.symlink(tmp_path / "nowhere", target)
+    return target
+
+
+@pytest.mark.timeout(20)  # a FIFO that is opened for reading blocks: the test would hang, not fail
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("which", ["gt.txt", "seqinfo.ini"])
+@pytest.mark.parametrize("kind,what", [("directory", "is a directory, not a regular file"),
+                                       ("fifo", "is a named pipe (FIFO), not a regular file"),
+                                       ("device", "is a character device, not a regular file"),
+                                       ("broken link", "is a broken symbolic link (to ")])
+def test_not_a_regular_file_is_refused_at_once(tmp_path: Path, which: str, kind: str, what: str) -> None:
+    target = _not_a_file(tmp_path, which, kind)
+    for path in (tmp_path, target.parents[1] if which == "gt.txt" else target.parent):
+        with pytest.raises(AnnotationError) as ei:
+            read_mot(path)
+        assert str(ei.value).startswith(f"{target}: {what}") and "\n" not in str(ei.value)
+    assert looks_like_mot(tmp_path / "s")
+
+
+def test_gt_that_is_a_file(tmp_path: Path) -> None:
+    seq = make_seq(tmp_path, "s", None, n=5)
+    (seq / "gt").write_text(GOOD)
+    with pytest.raises(AnnotationError, match=r"/s/gt: is not a directory \(the boxes go in gt/gt\.txt\)$"):
+        read_mot(seq)
+
+
+def test_total_frames_bounded(tmp_path: Path, monkeypatch) -> None:
+    import tdgen.tracks.mot as mot
+
+    monkeypatch.setattr(mot, "MAX_TOTAL_FRAMES", 8)
+    make_seq(tmp_path, "a", GOOD, n=5)
+    make_seq(tmp_path, "b", GOOD, n=4)
+    with pytest.raises(AnnotationError, match=r"the sequences up to 'b' hold 9 frames, more than the 8 tdgen"):
+        read_mot(tmp_path)
+
+
+def test_unknown_classes_get_categories(tmp_path: Path) -> None:
+    ts = read_mot(make_seq(tmp_path, "s", "1,1,1,2,3,4,1,0,1\n1,2,1,2,3,4,1,99,1\n1,3,1,2,3,4,1,-1,1\n", n=1))
+    assert sorted(ts.boxes.category.tolist()) == [0, 1, 99]
+    assert {c["id"]: c["name"] for c in ts.categories if c["id"] in (0, 99)} == {0: "class_0", 99: "class_99"}
+    assert len(ts.categories) == 15
+
+
+def test_cli_refusals_are_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tdgen.cli import app
+
+    big = make_seq(tmp_path, "big", GOOD, ini="[Sequence]\nseqLength=1000000000000\nimWidth=64\nimHeight=48\n")
+    noini = make_seq(tmp_path, "noini", GOOD)
+    cls = make_seq(tmp_path, "cls", "1,1,1,2,3,4,1,1e30,1\n", n=5)
+    for seq, what in ((big, "seqinfo.ini: line 2 (seqLength): seqLength 1000000000000 is larger"),
+                      (noini, "noini: no seqinfo.ini and no images in img1/"),
+                      (cls, "gt.txt: line 1: class 1e30 is out of range")):
+        for extra in ([], ["--to", "mot"]):
+            out = tmp_path / f"{seq.name}{len(extra)}.json"
+            res = CliRunner().invoke(app, ["convert", str(seq), "-o", str(out), *extra])
+            assert res.exit_code == 2, res.output
+            assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: ") and what in res.stderr
+            assert not out.exists()
 
 
 def test_frame_rate_may_be_float(tmp_path: Path) -> None:
@@ -586,3 +778,49 @@ def test_write_defaults_without_mot_columns(tmp_path: Path) -> None:
     back = read_mot(tmp_path)
     assert np.all(back.boxes.conf == 1) and np.all(back.boxes.visibility == 1)
     assert np.array_equal(np.sort(back.boxes.source_track), np.sort(ts.boxes.track.astype(float)))
+
+
+def test_write_refuses_what_read_refuses(tmp_path: Path) -> None:
+    base = read_mot(MOT17)
+    ts = read_mot(MOT17)
+    ts.videos.width = np.zeros(2, np.int64)
+    ts.frames.width = np.zeros(ts.num_frames, np.int64)
+    with pytest.raises(OutputError, match=r"video 'MOT17-02-FRCNN': image size 0x1080 is unknown"):
+        write_mot(ts, tmp_path / "out")
+    ts = read_mot(MOT17)
+    ts.boxes.category = ts.boxes.category.copy()
+    ts.boxes.category[0] = 2**31
+    with pytest.raises(OutputError, match=r"category_id 2147483648 cannot be written as a MOT class"):
+        write_mot(ts, tmp_path / "out")
+    ts = read_mot(MOT17)
+    ts.videos.fps = np.array([1e300, 30.0])
+    with pytest.raises(OutputError, match=r"fps 1e\+300 cannot be written as a MOT frameRate"):
+        write_mot(ts, tmp_path / "out")
+    ts = read_mot(MOT17)
+    ts.boxes.bbox = ts.boxes.bbox.copy()
+    ts.boxes.bbox[0, 0] = 1e300
+    with pytest.raises(OutputError, match=r"box values must be below 2\*\*53"):
+        write_mot(ts, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # file names whose folder would leave the sequence: the default imDir instead
+    ts = read_mot(MOT17)
+    ts.frames.file_name = np.array([f"x/../{k + 1:06d}.jpg" for k in range(ts.num_frames)], dtype=object)
+    write_mot(ts, tmp_path / "out")
+    assert "imDir=img1\n" in (tmp_path / "out" / "MOT17-02-FRCNN" / "seqinfo.ini").read_text()
+    assert read_mot(tmp_path / "out").num_boxes == base.num_boxes
+
+
+def test_write_renumbers_ids_float64_cannot_hold(tmp_path: Path) -> None:
+    ts = read_mot(MOT17)
+    ts.boxes.source_track = None
+    ts.boxes.track = ts.boxes.track + 2**62  # distinct int64s that float64 rounds together
+    write_mot(ts, tmp_path)
+    back = read_mot(tmp_path)
+    assert back.num_tracks == ts.num_tracks and back.num_boxes == ts.num_boxes
+    assert back.boxes.source_track.max() < 2**53
+    # the same boxes make up each track
+    def tracks(t: TrackSet) -> set[frozenset]:
+        key = [(int(f), *bb) for f, bb in zip(t.boxes.frame.tolist(), t.boxes.bbox.tolist())]
+        ids = t.boxes.track.tolist()
+        return {frozenset(k for k, tr in zip(key, ids) if tr == x) for x in set(ids)}
+    assert tracks(back) == tracks(ts)

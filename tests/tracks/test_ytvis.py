@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,65 @@ ERRORS = [
     ("short_box", lambda d: d["annotations"][2]["bboxes"].__setitem__(1, [1, 2, 3]),
      "annotations[2] (id 3): bboxes[1]: [1,2,3] is not [x, y, width, height]"),
     ("bad_crowd", lambda d: d["annotations"][0].update(iscrowd=2), "annotations[0] (id 1): iscrowd 2 is not 0 or 1"),
+    # ids are JSON integers below 2**53: not strings, floats, booleans or null
+    ("ann_id_string", lambda d: d["annotations"][0].update(id="1"),
+     'annotations[0] (id "1"): id "1" is not an integer'),
+    ("ann_id_bool", lambda d: d["annotations"][0].update(id=True),
+     "annotations[0] (id true): id true is not an integer"),
+    ("ann_id_float", lambda d: d["annotations"][0].update(id=1.0), "annotations[0] (id 1.0): id 1.0 is not an integer"),
+    ("ann_id_null", lambda d: d["annotations"][0].update(id=None),
+     "annotations[0] (id null): id null is not an integer"),
+    ("ann_id_2_53", lambda d: d["annotations"][1].update(id=2**53),
+     f"annotations[1] (id {2**53}): id {2**53} is not an integer below 2**53"),
+    ("ann_id_2_64", lambda d: d["annotations"][1].update(id=2**64 - 1),
+     f"annotations[1] (id {2**64 - 1}): id {2**64 - 1} is not an integer below 2**53"),
+    ("video_id_string", lambda d: d["annotations"][2].update(video_id="2"),
+     'annotations[2] (id 3): video_id "2" is not an integer'),
+    ("video_id_bool", lambda d: d["annotations"][0].update(video_id=True),
+     "annotations[0] (id 1): video_id true is not an integer"),
+    ("category_id_float", lambda d: d["annotations"][0].update(category_id=2.0),
+     "annotations[0] (id 1): category_id 2.0 is not an integer"),
+    ("video_bool_id", lambda d: d["videos"][0].update(id=True), "videos[0]: id true is not an integer"),
+    ("video_huge_id", lambda d: d["videos"][0].update(id=-(2**60)),
+     f"videos[0] (id {-(2**60)}): id {-(2**60)} is not an integer below"),
+    ("category_string_id", lambda d: d["categories"][0].update(id="1"), 'categories[0]: id "1" is not an integer'),
+    ("category_bool_id", lambda d: d["categories"][0].update(id=False), "categories[0]: id false is not an integer"),
+    ("category_name", lambda d: d["categories"][2].update(name=None),
+     "categories[2] (id 3): name null is not a string"),
+    # sizes are positive integers
+    ("zero_width", lambda d: d["videos"][0].update(width=0),
+     "videos[0] (id 1): width 0 is not an integer in 1..1,000,000"),
+    ("negative_height", lambda d: d["videos"][1].update(height=-720),
+     "videos[1] (id 2): height -720 is not an integer"),
+    ("float_width", lambda d: d["videos"][0].update(width=1280.0), "videos[0] (id 1): width 1280.0 is not an integer"),
+    ("bool_height", lambda d: d["videos"][0].update(height=True), "videos[0] (id 1): height true is not an integer"),
+    ("huge_width", lambda d: d["videos"][0].update(width=10**7),
+     "videos[0] (id 1): width 10000000 is not an integer in"),
+    ("bool_length", lambda d: d["videos"][1].update(length=True, file_names=d["videos"][1]["file_names"][:1]),
+     "videos[1] (id 2): length true but 1 file_names"),
+    ("float_length", lambda d: d["videos"][1].update(length=3.0), "videos[1] (id 2): length 3.0 but 3 file_names"),
+    ("bool_crowd", lambda d: d["annotations"][0].update(iscrowd=True),
+     "annotations[0] (id 1): iscrowd true is not 0 or 1"),
+    ("float_crowd", lambda d: d["annotations"][0].update(iscrowd=1.0),
+     "annotations[0] (id 1): iscrowd 1.0 is not 0 or 1"),
+    # bboxes entries are null or four numbers, bounded
+    ("bool_in_box", lambda d: d["annotations"][0]["bboxes"].__setitem__(0, [1, 2, True, 4]),
+     "annotations[0] (id 1): bboxes[0]: [1,2,true,4] is not [x, y, width, height]"),
+    ("string_in_box", lambda d: d["annotations"][0]["bboxes"].__setitem__(0, [1, 2, "3", 4]),
+     'annotations[0] (id 1): bboxes[0]: [1,2,"3",4] is not [x, y, width, height]'),
+    ("null_in_box", lambda d: d["annotations"][0]["bboxes"].__setitem__(0, [1, 2, None, 4]),
+     "annotations[0] (id 1): bboxes[0]: [1,2,null,4] is not [x, y, width, height]"),
+    ("box_not_list", lambda d: d["annotations"][0]["bboxes"].__setitem__(0, {"x": 1}),
+     'annotations[0] (id 1): bboxes[0]: {"x":1} is not [x, y, width, height]'),
+    ("huge_box", lambda d: d["annotations"][0]["bboxes"].__setitem__(0, [1, 2, 1e300, 4]),
+     "annotations[0] (id 1): bboxes[0]: [1,2,1e+300,4]: values must be below 2**53 in magnitude"),
+    ("string_area", lambda d: d["annotations"][0]["areas"].__setitem__(0, "6500"),
+     'annotations[0] (id 1): areas[0]: "6500" is not a non-negative number'),
+    ("negative_area", lambda d: d["annotations"][0]["areas"].__setitem__(0, -1),
+     "annotations[0] (id 1): areas[0]: -1 is not a non-negative number"),
+    ("bool_area", lambda d: d["annotations"][0]["areas"].__setitem__(0, False),
+     "annotations[0] (id 1): areas[0]: false is not a non-negative number"),
+    ("images_key", lambda d: d.update(images=[]), "images: a YouTube-VIS file lists frames in videos[].file_names"),
 ]
 
 
@@ -184,6 +244,68 @@ def test_nan_bbox_from_dict() -> None:
     doc["annotations"][0]["bboxes"][2] = [1.0, float("nan"), 3.0, 4.0]
     with pytest.raises(AnnotationError, match=r"^x\.json: annotations\[0\] \(id 1\): bboxes\[2\]: .*finite"):
         ytvis_from_dict(copy.deepcopy(doc), "x.json")
+
+
+def test_non_utf8_names_the_byte_offset(tmp_path: Path) -> None:
+    data = MINI.read_bytes()
+    at = data.index(b"giant_panda")
+    p = tmp_path / "latin1.json"
+    p.write_bytes(data[:at] + b"\xe9" + data[at + 1:])
+    line = data.count(b"\n", 0, at) + 1
+    with pytest.raises(AnnotationError) as ei:
+        read_ytvis(p)
+    assert str(ei.value) == f"{p}: line {line}: not UTF-8 text (byte 0xe9 at byte offset {at})"
+    p.write_bytes(b"\xef\xbb\xbf" + data[:at] + b"\xff" + data[at + 1:])  # the BOM counts
+    with pytest.raises(AnnotationError, match=rf"line {line}: not UTF-8 text \(byte 0xff at byte offset {at + 3}\)$"):
+        read_ytvis(p)
+    p.write_bytes(b"\xff\xfe" + data.decode().encode("utf-16-le"))
+    with pytest.raises(AnnotationError, match=r"line 1: not UTF-8 text \(byte 0xff at byte offset 0\)$"):
+        read_ytvis(p)
+
+
+@pytest.mark.timeout(20)  # a FIFO opened for reading would block: hang, not fail
+def test_not_a_regular_file(tmp_path: Path) -> None:
+    with pytest.raises(AnnotationError, match=r"is a directory, not a regular file$"):
+        read_ytvis(tmp_path)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(AnnotationError, match=r"fifo\.json: is a named pipe \(FIFO\), not a regular file$"):
+        read_ytvis(fifo)
+
+
+def test_large_exact_ids_read_and_write(tmp_path: Path) -> None:
+    doc = load()
+    big = 2**53 - 1
+    doc["annotations"][0]["id"] = big
+    doc["videos"][0]["id"] = big - 1
+    for a in doc["annotations"][:2]:
+        a["video_id"] = big - 1
+    ts = ytvis_from_dict(doc, "x.json")
+    assert ts.boxes.source_track.max() == big and ts.videos.id.tolist() == [big - 1, 2]
+    back = read_ytvis(write_ytvis(ts, tmp_path / "out.json"))
+    assert sorted(back.boxes.track.tolist()) == sorted(ts.boxes.track.tolist())
+
+
+def test_write_refuses_what_read_refuses(tmp_path: Path) -> None:
+    ts = read_ytvis(MINI)
+    ts.videos.width = np.array([0, 1280])
+    with pytest.raises(OutputError, match=r"size 0x720 is unknown; YouTube-VIS needs width and height"):
+        write_ytvis(ts, tmp_path / "out.json")
+    ts = read_ytvis(MINI)
+    ts.boxes.iscrowd = np.full(ts.num_boxes, 2, np.int8)
+    with pytest.raises(OutputError, match=r"iscrowd 2 is not 0 or 1"):
+        write_ytvis(ts, tmp_path / "out.json")
+    ts = read_ytvis(MINI)
+    ts.boxes.bbox = ts.boxes.bbox.copy()
+    ts.boxes.bbox[1, 3] = np.nan
+    with pytest.raises(OutputError, match=r"cannot be written to YouTube-VIS"):
+        write_ytvis(ts, tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists()
+    # track ids beyond 2**53 are numbered 1..T
+    ts = read_ytvis(MINI)
+    ts.boxes.track = ts.boxes.track + 2**60
+    back = read_ytvis(write_ytvis(ts, tmp_path / "out.json"))
+    assert back.boxes.track.tolist() == (ts.boxes.track - 2**60).tolist()
 
 
 def test_not_an_object(tmp_path: Path) -> None:
