@@ -11,8 +11,9 @@ it counts detection TP/FN/FP and scores association by AssIoU = TPA / (TPA + FNA
 and HOTA is the mean over the alphas. Several sequences combine by summing TP/FN/FP and
 weighting AssA by TP.
 
-MOTA and IDF1 come from ``motmetrics`` when it is installed (the reference implementation), or
-from the plain implementations here (same definitions: CLEAR MOT with continuity-preferring
+MOTA and IDF1 come from the plain implementations here by default, or from ``motmetrics`` when
+asked for (``backend="motmetrics"``, a cross-check where it is installed: tdgen does not depend on
+it, since its last release calls numpy functions that numpy 2 removed). Same definitions: CLEAR MOT with continuity-preferring
 Hungarian matching at IoU >= 0.5; Identity with one global id matching per sequence).
 """
 
@@ -419,20 +420,14 @@ def mot_metrics(seqs: Sequence[tuple[Sequence[Frame], Sequence[Frame]]], iou_thr
                 backend: str = "auto") -> dict:
     """MOTA, IDF1, MOTP (mean IoU of matches) and ID switches per sequence and overall.
 
-    ``seqs`` is a list of ``(gt, tracker)`` sequences. ``backend``: ``motmetrics``, ``own`` or
-    ``auto`` (motmetrics when installed). Returns ``{"backend", "overall", "per_sequence"}``.
+    ``seqs`` is a list of ``(gt, tracker)`` sequences. ``backend``: ``own`` (also what ``auto``
+    means) or ``motmetrics`` (a cross-check; raises ImportError when it is not installed).
+    Returns ``{"backend", "overall", "per_sequence"}``.
     """
     if backend not in ("auto", "motmetrics", "own"):
         raise ValueError(f"unknown backend {backend!r}")
-    if backend in ("auto", "motmetrics"):
-        try:
-            import motmetrics  # noqa: F401
-        except ImportError:
-            if backend == "motmetrics":
-                raise
-            backend = "own"
-        else:
-            backend = "motmetrics"
+    if backend == "auto":
+        backend = "own"
     if backend == "motmetrics" and len(seqs):
         per, overall = _motmetrics(seqs, iou_threshold)
         return {"backend": "motmetrics", "overall": overall, "per_sequence": per}
