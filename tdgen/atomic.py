@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 def _umask() -> int:
@@ -19,11 +19,39 @@ def _umask() -> int:
     return mask
 
 
+def named_os_error(err: OSError, path: str | os.PathLike) -> OSError:
+    """``err`` with ``path`` as its file name, so the one-line message names the file being written.
+
+    A failed ``write()`` (disk full, quota) carries no file name, and one on a temporary file
+    names a path the user never asked for. The errno, hence the subclass, is kept.
+    """
+    if err.errno is None:
+        return err
+    return OSError(err.errno, err.strerror or str(err), str(path))
+
+
+def write_bytes_named(path: str | os.PathLike, data: bytes, *, name_as: str | os.PathLike | None = None) -> None:
+    """A plain (non-atomic) write whose errors name ``name_as`` (default ``path``): for files in a
+    temporary folder that will be renamed, whose final path is what the user knows."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise named_os_error(e, name_as if name_as is not None else path) from None
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory + ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same directory + ``os.replace``).
+
+    The temporary file is ``.<name>.<random>.tmp`` beside ``path`` (see :func:`remove_temp_files`).
+    An ``OSError`` names ``path`` itself.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise named_os_error(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -32,10 +60,54 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         # mkstemp makes the file 0600; give it the permissions a plain open() would have.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise named_os_error(e, path) from None
         raise
+
+
+def is_temp_name(name: str, target: str) -> bool:
+    """Whether ``name`` is a temporary sibling this module makes for ``target``.
+
+    ``.<target>.<random>.tmp`` (files and folders being written) and ``.<target>.old-<pid>`` (a
+    folder being replaced by :func:`atomic_directory`).
+    """
+    prefix = f".{target}."
+    if not name.startswith(prefix):
+        return False
+    rest = name[len(prefix):]
+    return (rest.endswith(".tmp") and len(rest) > 4) or (rest.startswith("old-") and rest[4:].isdigit())
+
+
+def remove_temp_files(directory: str | os.PathLike, targets: Iterable[str]) -> list[Path]:
+    """Remove the temporary siblings of ``targets`` in ``directory`` that a killed writer left.
+
+    Only names :func:`is_temp_name` matches are touched. The caller must know no live writer
+    uses them (it holds the lock those writers take). Returns what was removed.
+    """
+    directory = Path(directory)
+    wanted = set(targets)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith("."):
+            continue
+        stem = entry.name[1:]
+        if not any(is_temp_name(entry.name, t) for t in wanted if stem.startswith(t)):
+            continue
+        p = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        removed.append(p)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

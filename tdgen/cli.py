@@ -17,12 +17,103 @@ from typing import Any, Callable, List, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from . import __version__
 from .sizes import parse_wh
 from .tracks.errors import TdgenError, UsageError
 
+try:  # recent Typer releases carry their own copy of Click: its usage errors are these classes
+    from typer._click import exceptions as _click_errors
+except ImportError:  # older Typer runs on Click itself
+    from click import exceptions as _click_errors
+
+
+def _lower_first(text: str) -> str:
+    # "No such option" -> "no such option", but "ANN ..." and "'x' ..." stay as they are
+    return text[0].lower() + text[1:] if len(text) > 1 and text[0].isupper() and text[1].islower() else text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
+def _param_label(e: Exception) -> Optional[str]:
+    """The option (its long name) or argument (upper case, as in the help) a usage error is about."""
+    hint = getattr(e, "param_hint", None)
+    if hint:
+        hints = [hint] if isinstance(hint, str) else list(hint)
+        return " / ".join(str(h).strip("'\"") for h in hints)
+    param = getattr(e, "param", None)
+    if param is None:
+        return None
+    if getattr(param, "param_type_name", None) == "option":
+        opts = list(param.opts) or [str(param.name)]
+        return next((o for o in opts if o.startswith("--")), opts[0])
+    return str(param.name).upper()
+
+
+def _bad_value_text(e: Exception) -> str:
+    text = _one_line(str(getattr(e, "message", "") or e)).rstrip(".")
+    if text.startswith("Value error, "):  # a ValueError raised inside Typer's validation
+        text = text[len("Value error, "):]
+    # Typer's pydantic-backed checks say "Input should be ..." without the value: put it back
+    cause = e.__cause__
+    errors = cause.errors() if cause is not None and callable(getattr(cause, "errors", None)) else None
+    value = errors[0].get("input") if errors else None
+    if isinstance(value, str) and text.startswith("Input should be "):
+        text = f"{value!r} should be {text[len('Input should be '):]}"
+    return _lower_first(text)
+
+
+def usage_message(e: Exception) -> str:
+    """A Click/Typer usage error as the one line printed after ``error: ``, without the usage box."""
+    label = _param_label(e)
+    if isinstance(e, _click_errors.MissingParameter):
+        kind = e.param_type or getattr(e.param, "param_type_name", None) or "parameter"
+        text = f"missing {kind} {label}" if label else f"missing {kind}"
+        return f"{text}: {_lower_first(_one_line(e.message))}" if e.message else text
+    if isinstance(e, _click_errors.BadParameter):
+        text = _bad_value_text(e)
+        return f"{label}: {text}" if label else f"invalid value: {text}"
+    return _lower_first(_one_line(e.format_message()).rstrip("."))
+
+
+class TdgenGroup(TyperGroup):
+    """The root command group: Click's usage errors (a bad option value, a missing argument, an
+    unknown option or command) become one ``error: ...`` line and exit 2, like every other tdgen
+    error. Hooked at ``main`` so the console script, ``python -m tdgen.cli`` and Typer's
+    ``CliRunner`` (which calls ``main`` of this group) all behave the same."""
+
+    def main(self, args: Any = None, prog_name: Optional[str] = None, complete_var: Optional[str] = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:  # a caller that handles Click's exceptions itself
+            return super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=False, **extra)
+        try:
+            # Not standalone: Click returns the exit code of typer.Exit (--help, --version, the
+            # commands' own exits) and raises its usage errors instead of drawing them.
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except _click_errors.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `tdgen` / `tdgen model`: the help
+                text = e.format_message()
+                if text.strip():  # plain Click; Typer's rich help is already printed
+                    print(text, file=sys.stderr)
+                sys.exit(e.exit_code)
+            _fail(usage_message(e), 2)
+            sys.exit(2)
+        except _click_errors.ClickException as e:  # e.g. a file Click could not open
+            _fail(_lower_first(_one_line(e.format_message())), e.exit_code)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            _fail("aborted", 1)
+            sys.exit(1)
+        sys.exit(rv if type(rv) is int else 0)
+
+
 app = typer.Typer(
+    cls=TdgenGroup,
     name="tdgen",
     help="Synthetic multi-object-tracking training data from a tracklet-conditioned video diffusion "
     "model (TrackDiffusion).\n\nRead tracklets from COCO-VID, MOT Challenge or YouTube-VIS files, "
@@ -387,7 +478,7 @@ def synth(
     out_size: Optional[str] = typer.Option(None, "--out-size", help="Resize frames (and boxes) to WxH "
                                            "(default: the model's resolution)."),
     image_format: str = typer.Option("png", "--image-format", help="png or jpg."),
-    quality: int = typer.Option(95, "--quality", help="JPEG quality."),
+    quality: int = typer.Option(95, "--quality", help="JPEG quality, 1..100."),
     flavor: Flavor = typer.Option(Flavor.mmdet, "--flavor", help="annotations.json flavour."),
     mot: bool = typer.Option(False, "--mot", help="Also write MOT Challenge directories (frames linked)."),
     preview: bool = typer.Option(False, "--preview", help="Also write an mp4 and a PNG sheet per clip with "
@@ -413,31 +504,51 @@ def synth(
 
     Frames go to OUT/images/<clip>/, one annotation fragment per clip to OUT/clips/, and
     OUT/annotations.json (COCO-VID) plus OUT/manifest.parquet are rebuilt at the end. A killed
-    run resumes where it stopped when the same command is run again.
+    run resumes where it stopped when the same command is run again. One run holds OUT at a
+    time (the ranks of one torchrun/accelerate launch or --shard K/N share it); another is
+    refused with the holder's PID.
     """
     from .synth import SynthOptions, finalize, parse_shard, run_synth
 
     if finalize_only:
-        summary = finalize(out, flavor=flavor.value, mot=mot)
+        summary = finalize(out, flavor=flavor.value, mot=mot)  # refuses a folder without a synth run
         if as_json:
             _emit_json(summary)
         else:
-            out.mkdir(exist_ok=True)
             print(f"wrote {summary['paths']['annotations']}: {summary['clips']} clips, {summary['frames']:,} frames, "
                   f"{summary['boxes']:,} boxes")
         return
     if ann is None:
         raise UsageError("--ann is required (the annotation file whose tracklets the clips follow)")
+    from .synth.generator import PipelineGenerator, check_generator_flags
+    from .synth.runner import shard_from_env, validate_options
+
+    def build_options(md: dict) -> SynthOptions:
+        # clip length, slots and prompt follow the model unless given (0 is refused, not "default")
+        return SynthOptions(
+            ann=ann, out=out, frames=frames if frames is not None else md["frames"], stride=stride, step=step,
+            slots=slots if slots is not None else md["slots"], overflow=overflow, min_tracks=min_tracks,
+            videos=tuple(videos), max_clips=max_clips, seed=seed, batch_size=batch_size, steps=steps, guidance=cfg,
+            guidance_kind=guidance_kind, prompt_template=prompt if prompt is not None else md["prompt_template"],
+            captions=captions, out_size=_parse_size(out_size), image_format=image_format, quality=quality,
+            flavor=flavor.value, mot=mot, preview=preview, overwrite=overwrite,
+            shard=parse_shard(shard) if shard else None, drop_boxes=drop_boxes,
+        )
+
+    # Every flag is checked before a model is resolved or anything is written.
+    validate_options(build_options({"frames": 1, "slots": 1, "prompt_template": ""}))
+    if prompt is not None:
+        from .prompts import parse_template
+
+        parse_template(prompt, source="--prompt template")
+    check_generator_flags(device=device, dtype=dtype, guidance_kind=guidance_kind, unet_batch=unet_batch)
+    env_shard = shard_from_env()
+    if shard and env_shard:
+        raise UsageError("--shard cannot be combined with a torchrun/accelerate launch (the rank is the shard)")
     if model is None:
         from .modeldir import default_model
 
         model = default_model()
-    from .synth.generator import PipelineGenerator
-    from .synth.runner import shard_from_env
-
-    env_shard = shard_from_env()
-    if shard and env_shard:
-        raise UsageError("--shard cannot be combined with a torchrun/accelerate launch (the rank is the shard)")
     if device is None:
         import torch
 
@@ -457,18 +568,9 @@ def synth(
         state["gen"] = g
         return g
 
-    # clip length, slots and prompt follow the model unless given
     from .modeldir import model_defaults
 
-    md = model_defaults(model)
-    opts = SynthOptions(
-        ann=ann, out=out, frames=frames or md["frames"], stride=stride, step=step, slots=slots or md["slots"],
-        overflow=overflow, min_tracks=min_tracks, videos=tuple(videos), max_clips=max_clips, seed=seed,
-        batch_size=batch_size, steps=steps, guidance=cfg, guidance_kind=guidance_kind,
-        prompt_template=prompt or md["prompt_template"], captions=captions, out_size=_parse_size(out_size),
-        image_format=image_format, quality=quality, flavor=flavor.value, mot=mot, preview=preview,
-        overwrite=overwrite, shard=parse_shard(shard) if shard else None, drop_boxes=drop_boxes,
-    )
+    opts = build_options(model_defaults(model))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),

@@ -211,6 +211,18 @@ def check_model_dir(path: str | os.PathLike) -> None:
             (sub / "tokenizer.json").is_file() or ((sub / "vocab.json").is_file() and (sub / "merges.txt").is_file())
         ):
             raise ModelError(f"{sub}: no tokenizer files (tokenizer.json, or vocab.json and merges.txt)")
+    index = path / "model_index.json"
+    if not index.is_file():
+        # diffusers' own loaders need it, and its absence means an incomplete copy or export
+        raise ModelError(f"{path}: incomplete model directory: model_index.json is missing")
+    try:
+        index_doc = json.loads(index.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{index}: not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise ModelError(f"{index}: cannot read: {exc.strerror or exc}") from None
+    if not isinstance(index_doc, dict):
+        raise ModelError(f"{index}: must hold a JSON object")
     read_tdgen_json(path)
 
 

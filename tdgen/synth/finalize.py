@@ -15,8 +15,9 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..tracks.cocovid import write_cocovid
+from ..tracks.errors import AnnotationError, OutputError
 from ..tracks.trackset import Boxes, Frames, TrackSet, Videos
-from .outputs import SynthDir
+from .outputs import LOCK_NAME, SynthDir
 
 __all__ = ["finalize", "fragments_to_trackset"]
 
@@ -110,18 +111,79 @@ def write_manifest(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+_REDO = "delete it and run the same tdgen synth command again to redo the clip"
+
+
+def _read_object(path: Path, what: str) -> dict:
+    """A JSON object from ``path``; a damaged file is a one-line :class:`AnnotationError`."""
+    import orjson
+
+    try:
+        obj = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise AnnotationError(path, None, f"damaged {what}: not valid JSON ({e})",
+                              hint=_REDO if what == "clip fragment" else None) from None
+    except OSError as e:
+        raise AnnotationError(path, None, f"cannot read the {what}: {e.strerror or e}") from None
+    if not isinstance(obj, dict):
+        raise AnnotationError(path, None, f"damaged {what}: expected a JSON object",
+                              hint=_REDO if what == "clip fragment" else None)
+    return obj
+
+
+def _check_fragment(sd: SynthDir, path: Path, frag: dict) -> dict:
+    """The fields finalize uses, with their types; and the clip's frames folder must exist."""
+    def bad(what: str) -> AnnotationError:
+        return AnnotationError(path, None, f"damaged clip fragment: {what}", hint=_REDO)
+
+    for key, kind in (("order", int), ("slots", int), ("video", dict), ("frames", list), ("boxes", dict),
+                      ("manifest", dict)):
+        if not isinstance(frag.get(key), kind) or isinstance(frag.get(key), bool):
+            raise bad(f"{key!r} is missing or not {'an integer' if kind is int else 'a ' + kind.__name__}")
+    video = frag["video"]
+    if not isinstance(video.get("name"), str) or not all(
+            isinstance(video.get(k), int) and video[k] > 0 for k in ("width", "height")):
+        raise bad("'video' needs a name and positive integer width and height")
+    if not all(isinstance(f, dict) and isinstance(f.get("file_name"), str) and
+               isinstance(f.get("number"), (int, float)) for f in frag["frames"]):
+        raise bad("every frame needs a file_name and a number")
+    boxes = frag["boxes"]
+    n = None
+    for key in ("frame", "slot", "bbox", "category", "visibility", "conf"):
+        value = boxes.get(key)
+        if value is None and key in ("visibility", "conf"):
+            continue
+        if not isinstance(value, list) or (n is not None and len(value) != n):
+            raise bad(f"boxes {key!r} is missing or its length differs from the others")
+        n = len(value)
+    if not all(isinstance(b, list) and len(b) == 4 for b in boxes["bbox"]):
+        raise bad("every box needs 4 numbers")
+    frames_dir = sd.frames_dir(path.stem)  # the fragment's name is its clip id
+    if not frames_dir.is_dir():
+        raise AnnotationError(path, None, f"its frames folder {frames_dir} is missing", hint=_REDO)
+    return frag
+
+
 def finalize(out: str | Path, *, flavor: Literal["mmdet", "bytetrack"] = "mmdet", mot: bool = False) -> dict:
     """Write ``annotations.json`` and ``manifest.parquet`` for every finished clip in ``out``.
 
     Returns a summary: clips, frames, boxes and the paths written. Safe to run while other
-    processes are still writing clips (a lock keeps concurrent finalizes in order).
+    processes are still writing clips (a lock keeps concurrent finalizes in order). ``out`` must
+    hold a synth run (its ``synth.json``), else :class:`OutputError` and nothing is written.
+    Temporary files a killed finalize left are removed first.
     """
-    import orjson
-
     sd = SynthDir(out)
+    if not sd.root.is_dir():
+        raise OutputError(f"{sd.root}: no such directory (nothing to finalize)")
+    if not sd.is_synth_dir():
+        raise OutputError(f"{sd.root}: not a tdgen synth output directory (no {LOCK_NAME}); nothing to finalize")
     with sd.finalize_lock():
-        settings = orjson.loads(sd.lock_file.read_bytes()) if sd.lock_file.exists() else {}
-        fragments = [sd.read_fragment(cid) for cid in sorted(sd.finished_ids())]
+        sd.remove_finalize_leftovers()
+        settings = _read_object(sd.lock_file, "settings record")
+        fragments = []
+        for cid in sorted(sd.finished_ids()):
+            path = sd.fragment_path(cid)
+            fragments.append(_check_fragment(sd, path, _read_object(path, "clip fragment")))
         categories = settings.get("categories") or (fragments[0]["categories"] if fragments else [])
         mot_fields = bool(settings.get("mot_fields", False))
         ts = fragments_to_trackset(fragments, categories, mot_fields=mot_fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Sequence
@@ -11,7 +12,24 @@ import numpy as np
 from ..tracks.clips import Clip
 from ..tracks.errors import UsageError
 
-__all__ = ["PipelineGenerator"]
+__all__ = ["PipelineGenerator", "check_generator_flags"]
+
+_DTYPES = ("float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
+_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
+
+
+def check_generator_flags(*, device: str | None, dtype: str | None, guidance_kind: str, unet_batch: int) -> None:
+    """The generator's flags, checked without torch or a model, so a typo fails at once."""
+    if guidance_kind not in ("cfg", "rescaled"):
+        raise UsageError(f"--guidance-kind must be cfg or rescaled, got {guidance_kind!r}")
+    if dtype is not None and dtype not in _DTYPES:
+        raise UsageError(f"--dtype must be fp32, fp16 or bf16, got {dtype!r}")
+    if device is not None and not _DEVICE.fullmatch(device):
+        raise UsageError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+    if device == "cpu" and dtype is not None and dtype not in ("float32", "fp32"):
+        raise UsageError("fp16/bf16 are for GPUs; on the CPU use --dtype fp32 (bf16 is 12-25x slower here)")
+    if isinstance(unet_batch, bool) or not isinstance(unet_batch, int) or unet_batch < 1:
+        raise UsageError(f"--unet-batch must be >= 1, got {unet_batch}")
 
 
 class PipelineGenerator:
@@ -24,8 +42,7 @@ class PipelineGenerator:
 
         from ..modeldir import load_pipeline, model_fingerprint, resolve_model_dir
 
-        if guidance_kind not in ("cfg", "rescaled"):
-            raise UsageError(f"--guidance-kind must be cfg or rescaled, got {guidance_kind!r}")
+        check_generator_flags(device=device, dtype=dtype, guidance_kind=guidance_kind, unet_batch=unet_batch)
         torch_dtype = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
                        "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}.get(dtype)
         if torch_dtype is None:
@@ -51,8 +68,6 @@ class PipelineGenerator:
         max_frames = int(self.pipe.unet.config.max_frames)
         if frames is not None and frames > max_frames and self.pipe.unet.config.frame_embedding == "learnable":
             raise UsageError(f"--frames {frames}: this model takes at most {max_frames} frames per clip")
-        if unet_batch < 1:
-            raise UsageError(f"--unet-batch must be >= 1, got {unet_batch}")
         self.steps, self.guidance, self.kind = steps, guidance, guidance_kind
         self.unet_batch = unet_batch
         self.drop_boxes = bool(drop_boxes)

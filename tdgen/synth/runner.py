@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import time
@@ -18,6 +19,8 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from ..prompts import load_captions as _load_captions
+from ..prompts import make_prompt
 from ..tracks.clips import Clip, ClipSpec, clip_seed, plan_clips, select_clips, stable_shard
 from ..tracks.errors import UsageError
 from ..tracks.io import read_tracks
@@ -25,7 +28,10 @@ from ..tracks.trackset import TrackSet
 from .finalize import finalize
 from .outputs import SynthDir, encode_image
 
-__all__ = ["SynthOptions", "Generator", "run_synth", "plan_synth", "shard_from_env", "parse_shard", "make_prompt"]
+__all__ = ["SynthOptions", "Generator", "run_synth", "plan_synth", "shard_from_env", "parse_shard", "make_prompt",
+           "validate_options", "MAX_STEPS"]
+
+MAX_STEPS = 1000  # the schedulers' training timesteps: more sampler steps than that cannot be taken
 
 
 class Generator(Protocol):
@@ -81,6 +87,65 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
+def _int_in(flag: str, value: Any, lo: int, hi: int | None = None, hi_text: str | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise UsageError(f"{flag} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        want = f"in {lo}..{hi_text or hi}" if hi is not None else f"at least {lo}"
+        raise UsageError(f"{flag} {value}: must be {want}")
+
+
+def validate_options(opts: SynthOptions) -> None:
+    """Refuse bad settings with a one-line :class:`UsageError` naming the flag.
+
+    Called before anything is read, loaded or written, so a refused command leaves no trace and
+    the corrected one just works.
+    """
+    _int_in("--frames", opts.frames, 1)
+    if opts.stride is not None:
+        _int_in("--stride", opts.stride, 1)
+    _int_in("--step", opts.step, 1)
+    _int_in("--slots", opts.slots, 1)
+    if opts.overflow not in ("longest", "largest", "split"):
+        raise UsageError(f"--overflow must be longest, largest or split, got {opts.overflow!r}")
+    _int_in("--min-tracks", opts.min_tracks, 0)
+    if opts.max_clips is not None:
+        _int_in("--max-clips", opts.max_clips, 1)
+    _int_in("--seed", opts.seed, 0, (1 << 63) - 1, "2**63-1")
+    _int_in("--batch-size", opts.batch_size, 1)
+    _int_in("--steps", opts.steps, 1, MAX_STEPS)
+    g = opts.guidance
+    if isinstance(g, bool) or not isinstance(g, (int, float, np.floating)) or not math.isfinite(g) or g < 0:
+        raise UsageError(f"--cfg {g}: must be a finite number >= 0 (1 = no guidance)")
+    if opts.guidance_kind not in ("cfg", "rescaled"):
+        raise UsageError(f"--guidance-kind must be cfg or rescaled, got {opts.guidance_kind!r}")
+    if opts.image_format not in ("png", "jpg", "jpeg"):
+        raise UsageError(f"--image-format must be png or jpg, got {opts.image_format!r}")
+    # the value only matters for jpg, but an impossible one is a mistake whatever the format
+    _int_in("--quality", opts.quality, 1, 100)
+    if opts.flavor not in ("mmdet", "bytetrack"):
+        raise UsageError(f"--flavor must be mmdet or bytetrack, got {opts.flavor!r}")
+    if opts.out_size is not None:
+        if len(opts.out_size) != 2:
+            raise UsageError(f"--out-size must be (width, height), got {opts.out_size!r}")
+        for v in opts.out_size:
+            _int_in("--out-size", v, 8, 16384)
+    if opts.shard is not None:
+        _check_shard(opts.shard, "--shard")
+    if any(not isinstance(v, str) or not v for v in opts.videos):
+        raise UsageError("--videos: names must be non-empty")
+
+
+def _check_shard(shard: tuple[int, int], source: str) -> None:
+    try:
+        k, n = shard
+        ok = all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in (k, n)) and 0 <= k < n
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UsageError(f"{source} {shard!r}: need 0 <= K < N")
+
+
 def shard_from_env() -> tuple[int, int] | None:
     """(rank, world size) when launched by ``torchrun`` or ``accelerate launch`` with > 1 process."""
     try:
@@ -91,51 +156,15 @@ def shard_from_env() -> tuple[int, int] | None:
     return (rank, world) if world > 1 else None
 
 
-def _load_captions(path: Path | None) -> dict[str, str]:
-    if path is None:
-        return {}
-    from ..tracks.errors import AnnotationError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise AnnotationError(path, None, e.strerror or "cannot read") from None
-    if path.suffix.lower() == ".json":
-        try:
-            obj = json.loads(text)
-        except ValueError as e:
-            raise AnnotationError(path, None, f"invalid JSON ({e})") from None
-        if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
-            raise AnnotationError(path, None, "expected an object mapping video names to caption strings")
-        return obj
-    out = {}
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        if "\t" not in line:
-            raise AnnotationError(path, f"line {i}", "expected '<video name><TAB><caption>'")
-        name, cap = line.split("\t", 1)
-        out[name.strip()] = cap.strip()
-    return out
-
-
-def make_prompt(clip: Clip, template: str, captions: dict[str, str]) -> str:
-    """The clip's caption from ``captions`` (by video name), else the template filled in."""
-    if clip.video_name in captions:
-        return captions[clip.video_name]
-    names = list(dict.fromkeys(n for n in clip.category_names if n))
-    try:
-        return template.format(categories=", ".join(names) if names else "objects", video=clip.video_name)
-    except (KeyError, IndexError) as e:
-        raise UsageError(f"--prompt template {template!r}: unknown field {e}; use {{categories}} or {{video}}") from None
-
-
 def _file_digest(path: Path) -> str:
+    """A digest of the content: a file's bytes (not its name, so a renamed copy matches), or a
+    directory's annotation files with their paths inside it."""
     h = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".txt", ".ini", ".json")) \
         if path.is_dir() else [path]
     for p in files:
-        h.update(str(p.relative_to(path) if path.is_dir() else p.name).encode())
+        if path.is_dir():
+            h.update(str(p.relative_to(path)).encode())
         with open(p, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
@@ -170,7 +199,11 @@ def plan_synth(opts: SynthOptions) -> SynthPlan:
 
 
 def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[int, int]) -> dict[str, Any]:
-    """What makes two runs' clips the same: a directory only resumes with equal settings."""
+    """What makes two runs' clips the same: a directory only resumes with equal settings.
+
+    ``source`` and ``captions`` (paths) are recorded for information only; the digests of their
+    content are what is compared (see ``INFO_KEYS`` in :mod:`tdgen.synth.outputs`).
+    """
     return {
         "source": str(Path(opts.ann).resolve()),
         "source_digest": _file_digest(Path(opts.ann)),
@@ -186,6 +219,7 @@ def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[i
         "guidance": opts.guidance,
         "guidance_kind": opts.guidance_kind,
         "prompt_template": opts.prompt_template,
+        "captions": str(Path(opts.captions).resolve()) if opts.captions else None,
         "captions_digest": _file_digest(opts.captions) if opts.captions else None,
         "size": list(size),
         "image_format": opts.image_format,
@@ -307,28 +341,44 @@ def run_synth(
 ) -> SynthResult:
     """Generate every planned clip of this shard that is not finished yet, then finalize.
 
-    ``make_generator`` is called once, before any output is written (it must expose the model
-    id and hash for the settings lock). ``progress(done, total, frames)`` is called after each
-    batch; ``on_start(total, already_done)`` once planning is done.
+    Flags are checked first, then the plan is made and ``make_generator`` is called, all before
+    anything is written (the generator must expose the model id and hash for the settings
+    record). The output directory is then held for this shard for the whole run (see
+    :mod:`tdgen.synth.outputs`): another run on it is refused with the holder's PID.
+    ``progress(done, total, frames)`` is called after each batch; ``on_start(total,
+    already_done)`` once planning is done.
     """
     t0 = time.perf_counter()
-    if opts.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if opts.image_format not in ("png", "jpg", "jpeg"):
-        raise UsageError(f"--image-format must be png or jpg, got {opts.image_format!r}")
+    validate_options(opts)
+    shard = opts.shard or shard_from_env()
+    if shard is not None:
+        _check_shard(shard, "--shard" if opts.shard else "RANK/WORLD_SIZE")
+    held = shard or (0, 1)
+    sd = SynthDir(opts.out)
+    sd.preflight(held, overwrite=opts.overwrite)  # fail before the model loads, creating nothing
     plan = plan_synth(opts)
     gen = make_generator()
     size = opts.out_size or gen.resolution
-    sd = SynthDir(opts.out)
-    sd.claim(_settings(opts, plan, gen, size), overwrite=opts.overwrite)
-    shard = opts.shard or shard_from_env()
-    mine = [c for c in plan.clips if shard is None or stable_shard(c.clip_id, shard[1]) == shard[0]]
-    sd.discard_unfinished([c.clip_id for c in mine])
-    finished = sd.finished_ids()
-    todo = [c for c in mine if c.clip_id not in finished]
-    skipped = len(mine) - len(todo)
-    if on_start:
-        on_start(len(mine), skipped)
+    with sd.session(_settings(opts, plan, gen, size), held, overwrite=opts.overwrite):
+        mine = [c for c in plan.clips if shard is None or stable_shard(c.clip_id, shard[1]) == shard[0]]
+        sd.discard_unfinished([c.clip_id for c in mine])
+        finished = sd.finished_ids()
+        todo = [c for c in mine if c.clip_id not in finished]
+        skipped = len(mine) - len(todo)
+        if on_start:
+            on_start(len(mine), skipped)
+        done, failed, interrupted = _generate(sd, todo, plan, opts, gen, size, skipped, len(mine), progress)
+        summary = finalize(opts.out, flavor=opts.flavor, mot=opts.mot) \
+            if (done or skipped or not interrupted) else None
+    return SynthResult(planned=len(plan.clips), assigned=len(mine), done=done, skipped=skipped, failed=failed,
+                       seconds=round(time.perf_counter() - t0, 3), interrupted=interrupted, finalized=summary,
+                       out=str(opts.out))
+
+
+def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOptions, gen: Generator,
+              size: tuple[int, int], skipped: int, total: int,
+              progress: Callable[[int, int, int], None] | None) -> tuple[int, list[str], bool]:
+    """Generate and write ``todo`` in batches: (clips written, clip ids failed, interrupted)."""
     ext = "jpg" if opts.image_format in ("jpg", "jpeg") else "png"
     done, failed, interrupted = 0, [], False
     frames_done = 0
@@ -353,29 +403,26 @@ def run_synth(
                     fragment = _fragment(clip, plan, opts, gen, size, names, per_clip)
                     intr.writing = True
                     try:
-                        sd.write_clip(clip.clip_id, encoded, names, fragment)
+                        wrote = sd.write_clip(clip.clip_id, encoded, names, fragment)
                     finally:
                         intr.writing = False
-                    if opts.preview:
-                        _write_preview(sd, clip, clip_frames, fragment)
-                    done += 1
-                    frames_done += clip.num_frames
+                    if wrote:
+                        if opts.preview:
+                            _write_preview(sd, clip, clip_frames, fragment)
+                        done += 1
+                        frames_done += clip.num_frames
                     intr.after_write()
                 if progress:
-                    progress(skipped + done, len(mine), frames_done)
+                    progress(skipped + done, total, frames_done)
         except KeyboardInterrupt:
             interrupted = True
-    summary = finalize(opts.out, flavor=opts.flavor, mot=opts.mot) if (done or skipped or not interrupted) else None
-    return SynthResult(planned=len(plan.clips), assigned=len(mine), done=done, skipped=skipped, failed=failed,
-                       seconds=round(time.perf_counter() - t0, 3), interrupted=interrupted, finalized=summary,
-                       out=str(opts.out))
+    return done, failed, interrupted
 
 
 def _log_failure(sd: SynthDir, batch: list[Clip], err: Exception) -> None:
     line = json.dumps({"time": time.time(), "clips": [c.clip_id for c in batch],
                        "error": f"{type(err).__name__}: {err}"})
-    with open(sd.root / "failures.jsonl", "a") as f:
-        f.write(line + "\n")
+    sd.log_failure(line)
 
 
 def _write_preview(sd: SynthDir, clip: Clip, frames: np.ndarray, fragment: dict) -> None:

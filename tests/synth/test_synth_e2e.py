@@ -22,6 +22,8 @@ from tdgen.tracks.mot import read_mot
 
 from make_mot import write_mot_split
 
+pytestmark = pytest.mark.slow  # each test runs the tiny model in subprocesses: 10-20 s apiece
+
 REAL = Path(__file__).parents[1] / "data" / "realdata"
 STEPS = "2"
 
