@@ -381,7 +381,8 @@ def merge(
                "tracks": merged.num_tracks, "boxes": merged.num_boxes,
                "added": {"videos": merged.num_videos - base_ts.num_videos,
                          "frames": merged.num_frames - base_ts.num_frames,
-                         "boxes": merged.num_boxes - base_ts.num_boxes}}
+                         "boxes": merged.num_boxes - base_ts.num_boxes},
+               "links": _merge_links(extras, prefix)}
     if as_json:
         _emit_json(summary)
     else:
@@ -389,9 +390,28 @@ def merge(
         out.print(f"wrote {output}: {merged.num_videos:,} videos, {merged.num_frames:,} frames, "
                   f"{merged.num_boxes:,} boxes (+{a['videos']:,} videos, +{a['frames']:,} frames, "
                   f"+{a['boxes']:,} boxes from {len(extras)} extra set(s))")
-        if prefix:
-            out.print(f"image paths of the extra sets start with {', '.join(repr(p) for p in prefix)}: link them "
-                      f"under your data prefix, e.g. ln -s $(realpath synth/images) <data_root>/{prefix[0]}")
+        if summary["links"]:
+            # An extra set's file names are relative to its annotation file's folder, and the merged
+            # names are '<prefix>/<file name>': so <data_root>/<prefix> must be that folder.
+            out.print("image paths of the extra sets start with their prefix; make them resolve from the folder "
+                      "the base's image paths are relative to (<data_root>):")
+            for link in summary["links"]:
+                out.print(f"  ln -s {link['target']} <data_root>/{link['prefix']}")
+
+
+def _merge_links(extras: List[Path], prefixes: List[str]) -> list[dict[str, str]]:
+    """The symlinks that make a merged file's prefixed image paths resolve: prefix -> extra's folder."""
+    if not prefixes:
+        return []
+    per = prefixes if len(prefixes) == len(extras) else prefixes * len(extras)
+    links, seen = [], set()
+    for extra, p in zip(extras, per):
+        p = p.strip("/")
+        if p and p not in seen:
+            seen.add(p)
+            # a MOT directory's file names are relative to the directory itself
+            links.append({"prefix": p, "target": str(extra.resolve() if extra.is_dir() else extra.resolve().parent)})
+    return links
 
 
 # --------------------------------------------------------------------------- preview
