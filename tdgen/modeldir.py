@@ -10,7 +10,9 @@ A model is a local directory in diffusers layout::
       tokenizer/     vocab.json + merges.txt (or tokenizer.json) + tokenizer_config.json
       scheduler/     scheduler_config.json   (its noise schedule; sampling uses DPM-Solver++)
       tdgen.json     what tdgen needs: resolution [W, H], frames, slots, prompt_template,
-                     model_id, and how the weights were made
+                     model_id, how the weights were made, and optionally its domain:
+                     ``"domain": {"name": "shapes", "categories": ["circle", ...]}`` (what it
+                     was trained on; missing in older models, which means unknown)
 
 ``--model`` takes such a directory or a preset name from ``presets/`` (``tiny``: a small randomly
 initialised model, built on first use into the cache and reused). Nothing is ever downloaded.
@@ -25,7 +27,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,15 +40,18 @@ from .tracks.errors import TdgenError
 __all__ = [
     "COMPONENTS",
     "DEFAULT_PROMPT_TEMPLATE",
+    "ModelDomain",
     "ModelError",
     "Preset",
     "available_presets",
     "bundled_model_dir",
     "check_model_dir",
     "default_model",
+    "domain_record",
     "init_tiny_model",
     "load_pipeline",
     "model_defaults",
+    "model_domain",
     "model_fingerprint",
     "presets_dir",
     "read_preset",
@@ -248,7 +253,70 @@ def read_tdgen_json(path: str | os.PathLike) -> dict[str, Any]:
             raise ModelError(f"{file}: {key!r} must be a positive integer, got {info[key]!r}")
     if "prompt_template" in info and not isinstance(info["prompt_template"], str):
         raise ModelError(f"{file}: 'prompt_template' must be a string")
+    _check_domain(info.get("domain"), file)
     return info
+
+
+def _check_domain(domain: Any, file: Path) -> None:
+    """Refuse a malformed ``domain`` record (a missing one is fine: older models have none)."""
+    if domain is None:
+        return
+    if not isinstance(domain, dict):
+        raise ModelError(f"{file}: 'domain' must be an object like {{\"categories\": [\"circle\", ...]}}, "
+                         f"got {domain!r}")
+    cats = domain.get("categories")
+    if cats is not None and not (isinstance(cats, list) and all(isinstance(c, str) and c.strip() for c in cats)):
+        raise ModelError(f"{file}: 'domain.categories' must be a list of category names, got {cats!r}")
+    name = domain.get("name")
+    if name is not None and not (isinstance(name, str) and name.strip()):
+        raise ModelError(f"{file}: 'domain.name' must be a non-empty string, got {name!r}")
+
+
+@dataclass(frozen=True)
+class ModelDomain:
+    """What a model was trained for, from its ``tdgen.json``.
+
+    ``categories`` is None when the model does not record them (older models, imported weights):
+    unknown, not empty. ``resolution`` is (W, H), None when not recorded; ``name`` is a short
+    label of the domain ("shapes") when recorded.
+    """
+
+    categories: tuple[str, ...] | None
+    resolution: tuple[int, int] | None
+    frames: int
+    model_id: str | None = None
+    name: str | None = None
+
+
+def model_domain(model_dir: str | os.PathLike) -> ModelDomain:
+    """The :class:`ModelDomain` of a model directory (its ``tdgen.json`` is read and checked; no
+    weights are loaded). :class:`ModelError` when ``tdgen.json`` is missing or malformed."""
+    info = read_tdgen_json(model_dir)
+    domain = info.get("domain") or {}
+    cats = domain.get("categories")
+    res = info.get("resolution")
+    return ModelDomain(
+        # an empty list records nothing useful either: treat it as unknown rather than "no category"
+        categories=tuple(cats) if cats else None,
+        resolution=(int(res[0]), int(res[1])) if res else None,
+        frames=int(info.get("frames", 16)),
+        model_id=str(info["model_id"]) if info.get("model_id") else None,
+        name=str(domain["name"]) if domain.get("name") else None,
+    )
+
+
+def domain_record(categories: Iterable[str], name: str | None = None) -> dict[str, Any]:
+    """The ``domain`` value for ``tdgen.json``: the category names a model was trained on (each
+    once, in the order given) and, optionally, a short domain name."""
+    seen: dict[str, None] = {}
+    for c in categories:
+        text = str(c).strip()
+        if text:
+            seen.setdefault(text, None)
+    record: dict[str, Any] = {"categories": list(seen)}
+    if name:
+        record["name"] = str(name)
+    return record
 
 
 def write_tdgen_json(path: str | os.PathLike, info: Mapping[str, Any]) -> Path:
