@@ -476,8 +476,11 @@ def synth(
                                          "(default: frames x step, no overlap)."),
     step: int = typer.Option(1, "--step", help="Take every STEP-th source frame."),
     slots: Optional[int] = typer.Option(None, "--slots", help="Tracks per clip (default: the model's, 20)."),
-    overflow: str = typer.Option("longest", "--overflow", help="More tracks than slots: keep the longest, "
-                                 "the largest, or split into several clips."),
+    overflow: str = typer.Option("longest", "--overflow", help="More tracks than slots: 'longest' (default) or "
+                                 "'largest' keep training targets first (not crowd/ignore, conf > 0), then the "
+                                 "tracks present in most frames, or with the largest boxes; 'split' makes "
+                                 "several clips so no track is left out. Left-out tracks are named in the plan "
+                                 "line, --json and manifest.parquet."),
     min_tracks: int = typer.Option(1, "--min-tracks", help="Skip windows with fewer tracks."),
     videos: List[str] = typer.Option([], "--videos", help="Only these source videos (repeatable)."),
     max_clips: Optional[int] = typer.Option(None, "--max-clips", help="At most this many clips (a seeded sample)."),
@@ -500,13 +503,18 @@ def synth(
     image_format: str = typer.Option("png", "--image-format", help="png or jpg."),
     quality: int = typer.Option(95, "--quality", help="JPEG quality, 1..100."),
     flavor: Flavor = typer.Option(Flavor.mmdet, "--flavor", help="annotations.json flavour."),
-    mot: bool = typer.Option(False, "--mot", help="Also write MOT Challenge directories (frames linked)."),
+    mot: bool = typer.Option(False, "--mot", help="Also write MOT Challenge sequences in OUT/mot/<clip>/ "
+                             "(seqinfo.ini, img1/000001.jpg, gt/gt.txt; jpg frames are hard links, png frames "
+                             "get jpg copies), as ByteTrack's and mmdet's MOT converters read them."),
     preview: bool = typer.Option(False, "--preview", help="Also write an mp4 and a PNG sheet per clip with "
                                  "boxes and ids drawn (preview/)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: generate only shard K of N (stable by clip "
                                         "id). Under torchrun/accelerate launch the shard is the process rank."),
     finalize_only: bool = typer.Option(False, "--finalize", help="Only rebuild annotations.json and "
                                        "manifest.parquet from the finished clips."),
+    plan_only: bool = typer.Option(False, "--plan-only", "--dry-run", help="Only print the plan (clips, tracks "
+                                   "per clip, dropped tracks, frames to write, output size): no model is "
+                                   "loaded and OUT is not created. With --json, one JSON object."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if "
                                          "available (this process's local rank under a launcher), else cpu)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, fp16 or bf16 (default: fp32 on cpu, "
@@ -527,11 +535,18 @@ def synth(
     run resumes where it stopped when the same command is run again. One run holds OUT at a
     time (the ranks of one torchrun/accelerate launch or --shard K/N share it); another is
     refused with the holder's PID.
+
+    When a window has more tracks than --slots, --overflow longest/largest keeps training
+    targets first (tracks that are not crowd/ignore regions and have conf > 0), then the
+    longest/largest tracks. Every track left out is counted and named: in the plan line on
+    stderr, in --json (plan.dropped) and in manifest.parquet (dropped_track_ids). --plan-only
+    shows the plan without a model.
     """
     from .synth import SynthOptions, finalize, parse_shard, run_synth
 
     if finalize_only:
-        summary = finalize(out, flavor=flavor.value, mot=mot)  # refuses a folder without a synth run
+        # refuses a folder without a synth run; --quality sets the jpg copies of png frames in mot/
+        summary = finalize(out, flavor=flavor.value, mot=mot, jpeg_quality=quality)
         if as_json:
             _emit_json(summary)
         else:
@@ -565,6 +580,26 @@ def synth(
     env_shard = shard_from_env()
     if shard and env_shard:
         raise UsageError("--shard cannot be combined with a torchrun/accelerate launch (the rank is the shard)")
+    if plan_only:
+        from .modeldir import DEFAULT_PROMPT_TEMPLATE, model_defaults
+        from .synth.runner import plan_lines
+        from .synth.runner import plan_only as make_plan
+
+        # the model is only asked for what the flags leave open (its tdgen.json: no weights loaded)
+        if frames is not None and slots is not None and out_size is not None:
+            md = {"frames": frames, "slots": slots, "prompt_template": DEFAULT_PROMPT_TEMPLATE, "resolution": None}
+        else:
+            if model is None:
+                from .modeldir import default_model
+
+                model = default_model()
+            md = model_defaults(model)
+        plan = make_plan(build_options(md), resolution=md.get("resolution"))
+        if as_json:
+            _emit_json(plan)
+        else:
+            print("\n".join(plan_lines(plan)))
+        return
     if model is None:
         from .modeldir import default_model
 
@@ -607,8 +642,15 @@ def synth(
         dt = _time.perf_counter() - t_start["t"]
         progress.update(t_start["task"], completed=done, fps=f"{frames_done / dt:.1f} frames/s" if dt > 0 else "")
 
+    def on_plan(plan: dict) -> None:
+        from .synth.runner import plan_line
+
+        # a dropped track is never silent: even --quiet reports it
+        if not quiet or plan["dropped_tracks"]:
+            print(("warning: " if quiet else "") + plan_line(plan), file=sys.stderr, flush=True)
+
     with progress:
-        result = run_synth(opts, make_generator, progress=on_progress, on_start=on_start)
+        result = run_synth(opts, make_generator, progress=on_progress, on_start=on_start, on_plan=on_plan)
     summary = result.as_dict()
     if as_json:
         _emit_json(summary)

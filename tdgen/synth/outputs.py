@@ -6,7 +6,8 @@ synth/
   images/<clip>/000001.png    frames; written to images/.<clip>.tmp-<pid>/ then renamed
   clips/<clip>.json           per-clip fragment, written after its frames: the "finished" mark
   annotations.json            COCO-VID of all finished clips (rebuilt by finalize)
-  manifest.parquet            one row per finished clip
+  manifest.parquet            one row per finished clip (with the source tracks it had no slot for)
+  mot/<clip>/                 with --mot: MOT Challenge copy (seqinfo.ini, img1/000001.jpg, gt/gt.txt)
   .tdgen.lock                 the claim lock (held for a moment while a run claims the folder)
   .tdgen.shard-K-of-N.lock    held by the run doing shard K of N, for the whole run; its PID inside
   .finalize.lock              held while annotations.json and manifest.parquet are rebuilt

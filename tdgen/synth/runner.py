@@ -28,8 +28,8 @@ from ..tracks.trackset import TrackSet
 from .finalize import finalize
 from .outputs import SynthDir, encode_image
 
-__all__ = ["SynthOptions", "Generator", "run_synth", "plan_synth", "shard_from_env", "parse_shard", "make_prompt",
-           "validate_options", "MAX_STEPS"]
+__all__ = ["SynthOptions", "Generator", "run_synth", "plan_synth", "summarize_plan", "plan_only", "plan_line",
+           "plan_lines", "shard_from_env", "parse_shard", "make_prompt", "validate_options", "MAX_STEPS"]
 
 MAX_STEPS = 1000  # the schedulers' training timesteps: more sampler steps than that cannot be taken
 
@@ -198,6 +198,118 @@ def plan_synth(opts: SynthOptions) -> SynthPlan:
                      seeds=seeds)
 
 
+# Rough bytes per pixel of an encoded frame, for the plan's size estimate only (generated frames are
+# smoother than photos; real sizes vary with content by a factor of about two either way).
+_BYTES_PER_PIXEL = {"png": 1.5, "jpg": 0.4}
+_SHOWN_IDS = 8  # dropped track ids named in the one-line summary (all are in --json and the manifest)
+
+
+def summarize_plan(plan: SynthPlan, opts: SynthOptions, *, shard: tuple[int, int] | None = None,
+                   size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """What a plan will make, as a JSON-ready dict (nothing is read or written).
+
+    ``clips``, ``videos``, ``tracks_per_clip`` (min/median/max), ``dropped_tracks`` (tracks a
+    clip could not hold, total), ``dropped_targets`` (of those, training targets),
+    ``clips_with_drops``, ``dropped`` (clip id -> dropped source track ids, only clips that
+    dropped some), then for this ``shard`` (all clips when None): ``assigned_clips``,
+    ``frames_to_write`` and, with a known ``size`` (W, H), ``estimated_bytes`` (a rough guess).
+    """
+    clips = plan.clips
+    tracks = np.asarray([c.num_tracks for c in clips], dtype=np.int64)
+    dropped = {c.clip_id: [int(t) for t in c.dropped_track_ids] for c in clips if c.dropped_track_ids.size}
+    mine = [c for c in clips if shard is None or stable_shard(c.clip_id, shard[1]) == shard[0]]
+    frames = int(sum(c.num_frames for c in mine))
+    ext = "jpg" if opts.image_format in ("jpg", "jpeg") else "png"
+    estimate = None
+    if size is not None:
+        per_pixel = _BYTES_PER_PIXEL[ext] + (_BYTES_PER_PIXEL["jpg"] if opts.mot and ext == "png" else 0.0)
+        estimate = int(frames * size[0] * size[1] * per_pixel)
+    return {
+        "clips": len(clips),
+        "videos": len({c.video for c in clips}),
+        "frames_per_clip": int(opts.frames),
+        "slots": int(opts.slots),
+        "overflow": opts.overflow,
+        "tracks_per_clip": {"min": int(tracks.min()), "median": float(np.median(tracks)), "max": int(tracks.max())}
+        if tracks.size else {"min": 0, "median": 0.0, "max": 0},
+        "dropped_tracks": int(sum(len(v) for v in dropped.values())),
+        "dropped_targets": int(sum(c.dropped_targets for c in clips)),
+        "clips_with_drops": len(dropped),
+        "dropped": dropped,
+        "shard": list(shard) if shard is not None else None,
+        "assigned_clips": len(mine),
+        "frames_to_write": frames,
+        "size": list(size) if size is not None else None,
+        "image_format": ext,
+        "mot": bool(opts.mot),
+        "estimated_bytes": estimate,
+    }
+
+
+def _dropped_text(summary: dict[str, Any]) -> str:
+    n = summary["dropped_tracks"]
+    if not n:
+        return "no track dropped"
+    named, shown = [], 0
+    for cid, ids in summary["dropped"].items():
+        if shown >= _SHOWN_IDS:
+            break
+        take = ids[:_SHOWN_IDS - shown]
+        named.append(f"{cid}: {' '.join(map(str, take))}" + (" ..." if len(take) < len(ids) else ""))
+        shown += len(take)
+    more = " ..." if len(named) < summary["clips_with_drops"] else ""
+    targets = summary["dropped_targets"]
+    return (f"{n} track(s) dropped ({targets} training target(s)) in {summary['clips_with_drops']} clip(s), more "
+            f"than --slots {summary['slots']} with --overflow {summary['overflow']}: {'; '.join(named)}{more}")
+
+
+def plan_line(summary: dict[str, Any]) -> str:
+    """The plan in one line (printed to stderr before generating)."""
+    t = summary["tracks_per_clip"]
+    return (f"plan: {summary['clips']} clip(s) of {summary['frames_per_clip']} frames from {summary['videos']} "
+            f"video(s), tracks per clip {t['min']}/{t['median']:g}/{t['max']} (min/median/max); "
+            f"{_dropped_text(summary)}")
+
+
+def _bytes_text(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def plan_lines(summary: dict[str, Any]) -> list[str]:
+    """The plan for ``--plan-only``: clips, tracks, drops, frames to write, output size."""
+    t = summary["tracks_per_clip"]
+    lines = [f"clips: {summary['clips']} of {summary['frames_per_clip']} frames from {summary['videos']} video(s), "
+             f"{summary['slots']} slots, --overflow {summary['overflow']}",
+             f"tracks per clip: min {t['min']}, median {t['median']:g}, max {t['max']}",
+             _dropped_text(summary)]
+    where = f" (shard {summary['shard'][0]}/{summary['shard'][1]}: {summary['assigned_clips']} clips)" \
+        if summary["shard"] else ""
+    size = summary["size"]
+    out = f"frames to write: {summary['frames_to_write']:,}{where}"
+    if size:
+        out += f" at {size[0]}x{size[1]} {summary['image_format']}"
+        if summary["mot"] and summary["image_format"] == "png":
+            out += " (+ jpg copies in mot/)"
+        out += f", about {_bytes_text(summary['estimated_bytes'])}"
+    lines.append(out)
+    return lines
+
+
+def plan_only(opts: SynthOptions, *, resolution: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The plan summary of a run with ``opts``, made without a model and without touching ``opts.out``.
+
+    ``resolution`` (W, H) is the model's, used when ``opts.out_size`` is not set.
+    """
+    validate_options(opts)
+    shard = opts.shard or shard_from_env()
+    if shard is not None:
+        _check_shard(shard, "--shard" if opts.shard else "RANK/WORLD_SIZE")
+    return summarize_plan(plan_synth(opts), opts, shard=shard, size=opts.out_size or resolution)
+
+
 def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[int, int]) -> dict[str, Any]:
     """What makes two runs' clips the same: a directory only resumes with equal settings.
 
@@ -259,7 +371,9 @@ def _fragment(clip: Clip, plan: SynthPlan, opts: SynthOptions, gen: Generator, s
             "source_video": clip.video_name, "first_frame": int(clip.frame_numbers[0]),
             "last_frame": int(clip.frame_numbers[-1]), "frame_step": int(clip.step),
             "frames": int(clip.num_frames), "tracks": int(clip.num_tracks),
-            "source_track_ids": [int(t) for t in clip.track_ids], "prompt": plan.prompts[clip.clip_id],
+            "source_track_ids": [int(t) for t in clip.track_ids],
+            "dropped_tracks": int(clip.dropped_track_ids.size),
+            "dropped_track_ids": [int(t) for t in clip.dropped_track_ids], "prompt": plan.prompts[clip.clip_id],
             "seed": int(plan.seeds[clip.clip_id]), "model_id": gen.model_id, "model_hash": gen.model_hash,
             "steps": opts.steps, "guidance": float(opts.guidance), "guidance_kind": opts.guidance_kind,
             "width": w, "height": h, "seconds": round(float(seconds), 4), "ext": ext,
@@ -327,6 +441,7 @@ class SynthResult:
     interrupted: bool
     finalized: dict | None
     out: str
+    plan: dict | None = None  # summarize_plan() of this run (clips, tracks, dropped tracks per clip)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -338,6 +453,7 @@ def run_synth(
     *,
     progress: Callable[[int, int, int], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    on_plan: Callable[[dict], None] | None = None,
 ) -> SynthResult:
     """Generate every planned clip of this shard that is not finished yet, then finalize.
 
@@ -346,7 +462,9 @@ def run_synth(
     record). The output directory is then held for this shard for the whole run (see
     :mod:`tdgen.synth.outputs`): another run on it is refused with the holder's PID.
     ``progress(done, total, frames)`` is called after each batch; ``on_start(total,
-    already_done)`` once planning is done.
+    already_done)`` once planning is done; ``on_plan(summary)`` just before, with
+    :func:`summarize_plan`'s dict (dropped tracks included), once the directory is claimed: a
+    refused run reports nothing but its error.
     """
     t0 = time.perf_counter()
     validate_options(opts)
@@ -359,20 +477,23 @@ def run_synth(
     plan = plan_synth(opts)
     gen = make_generator()
     size = opts.out_size or gen.resolution
+    plan_summary = summarize_plan(plan, opts, shard=shard, size=size)
     with sd.session(_settings(opts, plan, gen, size), held, overwrite=opts.overwrite):
         mine = [c for c in plan.clips if shard is None or stable_shard(c.clip_id, shard[1]) == shard[0]]
         sd.discard_unfinished([c.clip_id for c in mine])
         finished = sd.finished_ids()
         todo = [c for c in mine if c.clip_id not in finished]
         skipped = len(mine) - len(todo)
+        if on_plan:
+            on_plan(plan_summary)
         if on_start:
             on_start(len(mine), skipped)
         done, failed, interrupted = _generate(sd, todo, plan, opts, gen, size, skipped, len(mine), progress)
-        summary = finalize(opts.out, flavor=opts.flavor, mot=opts.mot) \
+        summary = finalize(opts.out, flavor=opts.flavor, mot=opts.mot, jpeg_quality=opts.quality) \
             if (done or skipped or not interrupted) else None
     return SynthResult(planned=len(plan.clips), assigned=len(mine), done=done, skipped=skipped, failed=failed,
                        seconds=round(time.perf_counter() - t0, 3), interrupted=interrupted, finalized=summary,
-                       out=str(opts.out))
+                       out=str(opts.out), plan=plan_summary)
 
 
 def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOptions, gen: Generator,

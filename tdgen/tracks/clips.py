@@ -11,7 +11,10 @@ A :class:`Clip` is what the model is conditioned on (DESIGN §3):
 
 :func:`plan_clips` cuts every video into windows (``ClipSpec.stride`` source frames apart),
 gives slots to the tracks of each window and applies the overflow policy when a window has
-more tracks than slots. Building one clip is a handful of numpy operations on the window's
+more tracks than slots. A track the policy leaves out is never lost silently: each clip lists
+the ids it could not hold (``Clip.dropped_track_ids``). When tracks compete for slots, training
+targets (:func:`training_targets`) always win over ignore regions and zero-confidence tracks.
+Building one clip is a handful of numpy operations on the window's
 boxes; Python only loops over videos, windows and split parts.
 
 Seeds and shards are derived from the clip id with a keyed hash (:func:`clip_seed`,
@@ -41,6 +44,7 @@ __all__ = [
     "ClipSpec",
     "Clip",
     "plan_clips",
+    "training_targets",
     "select_clips",
     "clip_seed",
     "stable_shard",
@@ -72,13 +76,15 @@ class ClipSpec:
             ``frames * step`` (non-overlapping windows). See :attr:`window_stride`.
         step: source frames between consecutive frames of a clip (1 = consecutive).
         max_slots: N, track slots per clip.
-        overflow: what to do with a window that has more than N tracks:
-            ``"longest"`` keeps the N tracks present in most frames of the clip (ties: larger
-            mean normalised box area, then lower track id); ``"largest"`` keeps the N tracks
-            with the largest mean normalised box area (ties: more frames, then lower track
-            id); ``"split"`` emits several clips for the window, the tracks taken in slot
-            order and cut into ``ceil(T / N)`` contiguous parts of near-equal size, so every
-            track is in exactly one part.
+        overflow: what to do with a window that has more than N tracks. ``"longest"`` and
+            ``"largest"`` keep N tracks ranked first by whether the track is a training target
+            (:func:`training_targets`: targets before ignore regions and conf-0 tracks), then:
+            ``"longest"`` by frames present in the clip (ties: larger mean normalised box
+            area, then lower track id), ``"largest"`` by mean normalised box area (ties: more
+            frames, then lower track id). The rest are listed in ``Clip.dropped_track_ids``.
+            ``"split"`` emits several clips for the window, the tracks taken in slot order
+            and cut into ``ceil(T / N)`` contiguous parts of near-equal size, so every track
+            is in exactly one part (nothing dropped).
         min_tracks: windows with fewer tracks (that would get a slot) are skipped. For
             ``"split"`` the count is the window's, not a part's.
         partial: a video tail too short for a full window: ``"drop"`` it, or ``"keep"`` it as
@@ -159,6 +165,10 @@ class Clip:
     num_parts: int = 1  # parts of this window (> 1 only with overflow="split")
     partial: bool = False  # a kept video tail with fewer frames than the spec asks for
     window_tracks: int = 0  # tracks present in the window before the overflow policy
+    # tracks of the window the overflow policy left out, ascending track id (empty for split parts)
+    dropped_track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dropped_targets: int = 0  # how many of those were training targets
+    targets: np.ndarray | None = None  # (N_used,) bool, slot order: the track is a training target
     meta: dict = field(default_factory=dict)
 
     @property
@@ -275,6 +285,9 @@ class _VideoBoxes:
     category: np.ndarray  # (K,) int64
     xyxy: np.ndarray  # (K, 4) float32 normalised clipped
     area: np.ndarray  # (K,) float64 normalised clipped area
+    ignore: np.ndarray  # (K,) bool: crowd or ``ignore`` box (an ignore region)
+    conf: np.ndarray  # (K,) float64 MOT conf, NaN = unknown
+    wanted: np.ndarray | None  # (K,) bool from plan_clips' ``wanted`` (None = all)
     starts: np.ndarray  # (n + 1,) offsets: boxes of frame index i are [starts[i], starts[i+1])
     width: np.ndarray  # (n,) float64 frame widths (the video's where a frame's is unknown)
     height: np.ndarray  # (n,) float64 frame heights
@@ -302,7 +315,28 @@ def _frame_sizes(ts: TrackSet, v: int, lo: int, hi: int, needed: bool) -> tuple[
     return fw, fh
 
 
-def _video_boxes(ts: TrackSet, spec: ClipSpec, v: int, voff: np.ndarray, foff: np.ndarray) -> _VideoBoxes:
+def _flag_true(value: object) -> bool:
+    """Whether an annotation's ``ignore`` value marks an ignore region (true or a non-zero number)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return bool(value == value and value != 0)  # NaN: not set
+    return False
+
+
+_ignore_of = np.frompyfunc(lambda d: isinstance(d, dict) and _flag_true(d.get("ignore")), 1, 1)
+
+
+def _box_ignore(ts: TrackSet, b0: int, b1: int) -> np.ndarray:
+    """(b1 - b0,) bool: boxes that are ignore regions (``iscrowd``, or ``"ignore"`` in their extras)."""
+    flags = ts.boxes.iscrowd[b0:b1] != 0
+    if ts.boxes.extra is not None and b1 > b0:
+        flags |= _ignore_of(ts.boxes.extra[b0:b1]).astype(bool)
+    return flags
+
+
+def _video_boxes(ts: TrackSet, spec: ClipSpec, v: int, voff: np.ndarray, foff: np.ndarray,
+                 wanted: np.ndarray | None) -> _VideoBoxes:
     lo, hi = int(voff[v]), int(voff[v + 1])
     b0, b1 = int(foff[lo]), int(foff[hi])
     fw, fh = _frame_sizes(ts, v, lo, hi, needed=b1 > b0 or spec.min_tracks == 0)
@@ -322,6 +356,7 @@ def _video_boxes(ts: TrackSet, spec: ClipSpec, v: int, voff: np.ndarray, foff: n
     xyxy = xyxy[keep]
     fidx = local[keep]
     area = (xyxy[:, 2].astype(np.float64) - xyxy[:, 0]) * (xyxy[:, 3].astype(np.float64) - xyxy[:, 1])
+    conf = bx.conf[b0:b1][keep].astype(np.float64) if bx.conf is not None else np.full(int(keep.sum()), np.nan)
     return _VideoBoxes(
         rows=rows[keep],
         frame_index=fidx,
@@ -329,6 +364,9 @@ def _video_boxes(ts: TrackSet, spec: ClipSpec, v: int, voff: np.ndarray, foff: n
         category=bx.category[b0:b1][keep],
         xyxy=xyxy,
         area=area,
+        ignore=_box_ignore(ts, b0, b1)[keep],
+        conf=conf,
+        wanted=None if wanted is None else wanted[b0:b1][keep],
         starts=np.searchsorted(fidx, np.arange(hi - lo + 1)).astype(np.int64),
         width=fw,
         height=fh,
@@ -353,8 +391,27 @@ def _window_starts(n: int, spec: ClipSpec) -> list[tuple[int, int]]:
     return out
 
 
+def training_targets(ignore: np.ndarray, conf: np.ndarray | None = None,
+                     wanted: np.ndarray | None = None) -> np.ndarray:
+    """Which tracks are training targets, as a (T,) bool array; one entry per track.
+
+    A target is not an ignore region (``ignore``: crowd / ``ignore`` boxes), does not have a
+    confidence of 0 or below (``conf``: the MOT conf column, where 0 marks a box to ignore; NaN =
+    unknown counts as a target), and is ``wanted`` (a per-track mask such as a class filter's;
+    ``None`` = every track). Overflow ranking puts targets first.
+    """
+    target = ~np.asarray(ignore, dtype=bool)
+    if conf is not None:
+        c = np.asarray(conf, dtype=np.float64)
+        target &= ~(c <= 0)  # NaN compares False: unknown confidence stays a target
+    if wanted is not None:
+        target &= np.asarray(wanted, dtype=bool)
+    return target
+
+
 def _rank_groups(
-    uniq: np.ndarray, first: np.ndarray, count: np.ndarray, mean_area: np.ndarray, spec: ClipSpec
+    uniq: np.ndarray, first: np.ndarray, count: np.ndarray, mean_area: np.ndarray, target: np.ndarray,
+    spec: ClipSpec,
 ) -> list[np.ndarray]:
     """Tracks (indices into ``uniq``) of each clip of a window, each group in slot order."""
     N = int(spec.max_slots)
@@ -364,10 +421,12 @@ def _rank_groups(
         return [slot_order]
     if spec.overflow == "split":
         return [g for g in np.array_split(slot_order, -(-T // N))]
+    # lexsort's last key is the primary one: targets (not_target == False) come first
+    not_target = ~target
     if spec.overflow == "longest":
-        ranked = np.lexsort((uniq, -mean_area, -count))
+        ranked = np.lexsort((uniq, -mean_area, -count, not_target))
     else:  # "largest"
-        ranked = np.lexsort((uniq, -count, -mean_area))
+        ranked = np.lexsort((uniq, -count, -mean_area, not_target))
     keep = np.zeros(T, dtype=bool)
     keep[ranked[:N]] = True
     return [slot_order[keep[slot_order]]]
@@ -393,7 +452,8 @@ def _resolve_videos(ts: TrackSet, videos: Iterable[str] | str | None) -> np.ndar
     return np.asarray(rows, dtype=np.int64)
 
 
-def plan_clips(ts: TrackSet, spec: ClipSpec | None = None, *, videos: Iterable[str] | str | None = None) -> list[Clip]:
+def plan_clips(ts: TrackSet, spec: ClipSpec | None = None, *, videos: Iterable[str] | str | None = None,
+               wanted: np.ndarray | None = None) -> list[Clip]:
     """Cut ``ts`` into clips, ordered by video row, then window start, then split part.
 
     Args:
@@ -401,12 +461,21 @@ def plan_clips(ts: TrackSet, spec: ClipSpec | None = None, *, videos: Iterable[s
         spec: how to cut (default ``ClipSpec()``: 16 frames, 20 slots, non-overlapping).
         videos: names of the videos to use (default: all). Unknown names raise
             :class:`UsageError`.
+        wanted: (M,) bool per box of ``ts``, e.g. the boxes of the categories a class filter
+            keeps as targets; a track is wanted in a window when any of its boxes there is.
+            ``None``: every track. Only the overflow ranking uses it (see
+            :func:`training_targets`); unwanted tracks still get slots when there is room.
 
     Raises:
-        UsageError: unknown video names; ``min_visibility`` without a visibility column.
+        UsageError: unknown video names; ``min_visibility`` without a visibility column;
+            ``wanted`` of the wrong length.
         AnnotationError: a planned video has frames of unknown size.
     """
     spec = spec or ClipSpec()
+    if wanted is not None:
+        wanted = np.asarray(wanted, dtype=bool)
+        if wanted.shape != (ts.num_boxes,):
+            raise UsageError(f"wanted must hold one flag per box ({ts.num_boxes}), got shape {wanted.shape}")
     rows = _resolve_videos(ts, videos)
     if spec.min_visibility is not None and ts.boxes.visibility is None:
         raise UsageError(f"min_visibility needs box visibilities; {ts.source or 'the input'} has none")
@@ -424,7 +493,7 @@ def plan_clips(ts: TrackSet, spec: ClipSpec | None = None, *, videos: Iterable[s
         windows = _window_starts(n, spec)
         if not windows:
             continue
-        vb = _video_boxes(ts, spec, v, voff, foff)
+        vb = _video_boxes(ts, spec, v, voff, foff, wanted)
         idx = np.arange(n, dtype=np.int64)
         if numbers_all is None:
             numbers = idx + 1
@@ -451,7 +520,14 @@ def plan_clips(ts: TrackSet, spec: ClipSpec | None = None, *, videos: Iterable[s
             track_cat = vb.category[sel[track_start[:-1]]]  # category of that first box
             count = np.diff(track_start)
             mean_area = np.add.reduceat(vb.area[sel], track_start[:-1]) / count if T else np.zeros(0)
-            groups = _rank_groups(uniq, first, count, mean_area, spec)
+            target = _window_targets(vb, sel, track_start)
+            groups = _rank_groups(uniq, first, count, mean_area, target, spec)
+            if len(groups) == 1 and groups[0].size < T:
+                left = np.ones(T, dtype=bool)
+                left[groups[0]] = False
+                dropped_ids, dropped_targets = uniq[left].astype(np.int64), int(target[left].sum())
+            else:
+                dropped_ids, dropped_targets = np.zeros(0, np.int64), 0
             frame_idx = s + step * np.arange(nf, dtype=np.int64)
             base_id = f"{id_names[v]}_{s:06d}"
             for k, group in enumerate(groups):
@@ -492,9 +568,28 @@ def plan_clips(ts: TrackSet, spec: ClipSpec | None = None, *, videos: Iterable[s
                         num_parts=len(groups),
                         partial=nf < int(spec.frames),
                         window_tracks=int(T),
+                        dropped_track_ids=dropped_ids,
+                        dropped_targets=dropped_targets,
+                        targets=target[group],
                     )
                 )
     return clips
+
+
+def _window_targets(vb: _VideoBoxes, sel: np.ndarray, track_start: np.ndarray) -> np.ndarray:
+    """Per track of a window (``sel`` sorted by track, runs at ``track_start``): is it a target?
+
+    Over the track's boxes in the window: an ignore region when all of them are, its conf the
+    highest known one, wanted when any box is.
+    """
+    T = track_start.size - 1
+    if T == 0:
+        return np.zeros(0, dtype=bool)
+    starts = track_start[:-1]
+    ignore = np.logical_and.reduceat(vb.ignore[sel], starts)
+    conf = np.fmax.reduceat(vb.conf[sel], starts)  # fmax skips NaN: all unknown stays NaN
+    wanted = None if vb.wanted is None else np.logical_or.reduceat(vb.wanted[sel], starts)
+    return training_targets(ignore, conf, wanted)
 
 
 # --------------------------------------------------------------------------------------- batching

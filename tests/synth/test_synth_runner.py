@@ -200,3 +200,26 @@ def test_finalize_alone_rebuilds_from_fragments(mot_split, tmp_path):
     assert s["clips"] == len(ref["videos"])
     assert len(doc["annotations"]) == len(ref["annotations"])
     assert min(im["frame_id"] for im in doc["images"]) == 1
+
+
+def test_the_plan_with_its_dropped_tracks_is_reported_before_generating(mot_split, tmp_path):
+    events = []
+
+    def make():
+        g = FakeGenerator()
+        events.append(g)
+        return g
+
+    # 4 and 3 tracks per window, 2 slots: every window drops tracks
+    res = run_synth(_opts(mot_split, tmp_path / "synth", slots=2), make, on_plan=lambda p: events.append(
+        (p, list(events[0].calls))), on_start=lambda total, done: events.append("start"))
+    plan, calls_then = events[1]
+    assert calls_then == [] and events[2] == "start"  # reported before any clip is generated
+    assert plan["dropped_tracks"] == sum(len(v) for v in plan["dropped"].values()) > 0
+    assert res.plan == plan and plan["size"] == [64, 48]
+    manifest = __import__("pyarrow.parquet", fromlist=["x"]).read_table(tmp_path / "synth" / "manifest.parquet")
+    rows = {m["clip_id"]: m for m in manifest.to_pylist()}
+    for cid, ids in plan["dropped"].items():
+        assert rows[cid]["dropped_track_ids"] == ids and rows[cid]["dropped_tracks"] == len(ids)
+        assert not set(ids) & set(rows[cid]["source_track_ids"])
+    assert all(m["dropped_tracks"] == 0 for cid, m in rows.items() if cid not in plan["dropped"])

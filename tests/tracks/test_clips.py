@@ -20,6 +20,7 @@ from tdgen.tracks.clips import (
     safe_name,
     select_clips,
     stable_shard,
+    training_targets,
 )
 from tdgen.tracks.errors import AnnotationError, UsageError
 
@@ -484,3 +485,78 @@ def test_property_nothing_lost_nothing_invented(
             else:
                 assert len(parts) == 1 and set(got) <= in_window[s]
                 assert parts[0].num_tracks == min(slots, len(tracks_in_window))
+
+
+# ------------------------------------------------------------------------------ training targets first
+def test_training_targets_decision():
+    ignore = np.array([False, True, False, False, False])
+    conf = np.array([1.0, 1.0, 0.0, np.nan, -1.0])
+    assert training_targets(ignore).tolist() == [True, False, True, True, True]
+    assert training_targets(ignore, conf).tolist() == [True, False, False, True, False]
+    wanted = np.array([False, True, True, True, True])
+    assert training_targets(ignore, conf, wanted).tolist() == [False, False, False, True, False]
+
+
+def _with_conf(ts, conf_of_track):
+    ts.boxes.conf = np.array([conf_of_track.get(int(t), 1.0) for t in ts.boxes.track], dtype=np.float64)
+    return ts
+
+
+@pytest.mark.parametrize("overflow", ["longest", "largest"])
+def test_overflow_keeps_training_targets_before_longer_or_larger_conf0_tracks(trackset_from_rows, overflow):
+    ts = _with_conf(_overflow_set(trackset_from_rows), {12: 0.0, 11: 0.0})
+    (clip,) = plan_clips(ts, ClipSpec(frames=4, max_slots=2, overflow=overflow))
+    # without conf, longest keeps [12, 10] and largest [11, 13]: 12 and 11 are now conf 0
+    expected = {"longest": [10, 14], "largest": [10, 13]}[overflow]
+    assert clip.track_ids.tolist() == expected
+    assert clip.targets.tolist() == [True, True]
+    assert clip.dropped_track_ids.tolist() == sorted({10, 11, 12, 13, 14} - set(expected))
+    assert clip.dropped_tracks == 3 and clip.dropped_targets == 1
+    # with room for every target, the non-targets fill the rest by the usual rule
+    (clip,) = plan_clips(ts, ClipSpec(frames=4, max_slots=4, overflow="longest"))
+    assert sorted(clip.track_ids.tolist()) == [10, 12, 13, 14]
+    assert clip.dropped_track_ids.tolist() == [11] and clip.dropped_targets == 0
+
+
+def test_ignore_flag_in_extras_and_crowd_rank_after_targets(trackset_from_rows):
+    rows = (full_track("v", 1, range(4), w=30, h=30) + full_track("v", 2, range(4), w=30, h=30)
+            + full_track("v", 3, [0, 1], w=5, h=5))
+    iscrowd = [0] * 4 + [1] * 4 + [0] * 2
+    ts = trackset_from_rows(rows, iscrowd=iscrowd)
+    extra = np.empty(ts.num_boxes, dtype=object)
+    extra[:] = [{"ignore": 1} if t == 1 else None for t in ts.boxes.track.tolist()]
+    ts.boxes.extra = extra
+    (clip,) = plan_clips(ts, ClipSpec(frames=4, max_slots=1, include_crowd=True))
+    assert clip.track_ids.tolist() == [3]  # the only target, though shortest and smallest
+    assert clip.dropped_track_ids.tolist() == [1, 2] and clip.dropped_targets == 0
+    extra[:] = [{"ignore": 0} for _ in range(ts.num_boxes)]  # "ignore": 0 is not an ignore region
+    (clip,) = plan_clips(ts, ClipSpec(frames=4, max_slots=1, include_crowd=True))
+    assert clip.track_ids.tolist() == [1]
+
+
+def test_wanted_mask_feeds_the_target_decision(trackset_from_rows):
+    ts = _overflow_set(trackset_from_rows)
+    wanted = np.isin(ts.boxes.track, [11, 13])  # as a class filter would give per box
+    (clip,) = plan_clips(ts, ClipSpec(frames=4, max_slots=2, overflow="longest"), wanted=wanted)
+    assert sorted(clip.track_ids.tolist()) == [11, 13]
+    assert clip.dropped_track_ids.tolist() == [10, 12, 14] and clip.dropped_targets == 0
+    with pytest.raises(UsageError, match="one flag per box"):
+        plan_clips(ts, ClipSpec(frames=4), wanted=np.ones(3, bool))
+
+
+def test_dropped_ids_are_exactly_the_window_tracks_without_a_slot(trackset_from_rows):
+    rng = np.random.default_rng(3)
+    rows = [box("v", f, t, x=int(rng.integers(0, 60)), w=int(rng.integers(5, 30)))
+            for t in range(12) for f in range(8) if rng.random() < 0.6]
+    ts = _with_conf(trackset_from_rows(rows, num_frames={"v": 8}), {t: 0.0 for t in range(0, 12, 3)})
+    clips = plan_clips(ts, ClipSpec(frames=4, max_slots=5))
+    assert clips and any(c.dropped_tracks for c in clips)
+    for c in clips:
+        a, b = c.frame_rows[0], c.frame_rows[-1]
+        in_window = set(ts.boxes.track[(ts.boxes.frame >= a) & (ts.boxes.frame <= b)].tolist())
+        kept, dropped = set(c.track_ids.tolist()), set(c.dropped_track_ids.tolist())
+        assert kept | dropped == in_window and not kept & dropped
+        assert len(dropped) == c.dropped_tracks == c.window_tracks - c.num_tracks
+        # a dropped target only ever loses its slot to another target
+        if c.dropped_targets:
+            assert c.targets.all()
