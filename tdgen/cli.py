@@ -458,8 +458,10 @@ def preview(
 
 
 # --------------------------------------------------------------------------- synth
-def _parse_size(text: Optional[str]) -> Optional[tuple[int, int]]:
-    return parse_wh(text, "--out-size", minimum=8)
+def _parse_size(text: Optional[str]) -> Any:
+    from .synth.domain import parse_out_size
+
+    return parse_out_size(text)
 
 
 @app.command()
@@ -498,8 +500,9 @@ def synth(
                                          "(default: the model's)."),
     captions: Optional[Path] = typer.Option(None, "--captions", help="Captions per source video: JSON object "
                                             "or '<video><TAB><caption>' lines."),
-    out_size: Optional[str] = typer.Option(None, "--out-size", help="Resize frames (and boxes) to WxH "
-                                           "(default: the model's resolution)."),
+    out_size: Optional[str] = typer.Option(None, "--out-size", help="Resize frames (and boxes) to WxH, or "
+                                           "'source' for each source video's own size (default: the model's "
+                                           "resolution)."),
     image_format: str = typer.Option("png", "--image-format", help="png or jpg."),
     quality: int = typer.Option(95, "--quality", help="JPEG quality, 1..100."),
     flavor: Flavor = typer.Option(Flavor.mmdet, "--flavor", help="annotations.json flavour."),
@@ -594,7 +597,9 @@ def synth(
 
                 model = default_model()
             md = model_defaults(model)
-        plan = make_plan(build_options(md), resolution=md.get("resolution"))
+        opts = build_options(md)
+        plan = make_plan(opts, resolution=md.get("resolution"))
+        _warn_domain(md, plan, opts.out_size)
         if as_json:
             _emit_json(plan)
         else:
@@ -625,7 +630,8 @@ def synth(
 
     from .modeldir import model_defaults
 
-    opts = build_options(model_defaults(model))
+    md = model_defaults(model)
+    opts = build_options(md)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(TextColumn("[bold]synth[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("clips"),
@@ -648,6 +654,7 @@ def synth(
         # a dropped track is never silent: even --quiet reports it
         if not quiet or plan["dropped_tracks"]:
             print(("warning: " if quiet else "") + plan_line(plan), file=sys.stderr, flush=True)
+        _warn_domain(md, plan, opts.out_size)
 
     with progress:
         result = run_synth(opts, make_generator, progress=on_progress, on_start=on_start, on_plan=on_plan)
@@ -664,6 +671,18 @@ def synth(
         print(f"error: {len(result.failed)} clips failed (see {out / 'failures.jsonl'}); run again to retry them",
               file=sys.stderr)
         raise typer.Exit(1)
+
+
+def _warn_domain(md: dict, plan: dict, out_size: Any) -> None:
+    """One warning line each when the clips' categories or aspect are outside the model's domain
+    (``md``: :func:`tdgen.modeldir.model_defaults`)."""
+    from .synth.domain import domain_warnings
+
+    if md.get("domain") is None:
+        return
+    for w in domain_warnings(md["domain"], plan["categories_used"], [tuple(s) for s in plan["source_sizes"]],
+                             out_size, md["label"]):
+        print(f"warning: {w}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- model

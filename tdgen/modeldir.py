@@ -366,13 +366,20 @@ def _diffusers_version() -> str:
 
 
 def model_defaults(model: str | os.PathLike) -> dict[str, Any]:
-    """``frames``, ``slots`` and ``prompt_template`` a model was made for (no weights loaded)."""
-    info = read_tdgen_json(resolve_model_dir(model))
+    """``frames``, ``slots``, ``prompt_template``, ``resolution`` a model was made for, its
+    ``domain`` (:class:`ModelDomain`) and ``label`` (how messages name it); no weights loaded."""
+    from .synth.domain import describe_model
+
+    model_dir = resolve_model_dir(model)
+    info = read_tdgen_json(model_dir)
+    domain = model_domain(model_dir)
     return {
         "frames": int(info.get("frames", 16)),
         "slots": int(info.get("slots", 20)),
         "prompt_template": str(info.get("prompt_template", DEFAULT_PROMPT_TEMPLATE)),
         "resolution": tuple(info["resolution"]) if info.get("resolution") else None,
+        "domain": domain,
+        "label": describe_model(model, model_dir, domain),
     }
 
 

@@ -15,7 +15,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
 
 import numpy as np
 
@@ -65,7 +65,7 @@ class SynthOptions:
     guidance_kind: str = "cfg"
     prompt_template: str = "a video of {categories}"
     captions: Path | None = None
-    out_size: tuple[int, int] | None = None  # (W, H)
+    out_size: tuple[int, int] | Literal["source"] | None = None  # (W, H), or each source video's own size
     image_format: str = "png"
     quality: int = 95
     flavor: str = "mmdet"
@@ -125,7 +125,7 @@ def validate_options(opts: SynthOptions) -> None:
     _int_in("--quality", opts.quality, 1, 100)
     if opts.flavor not in ("mmdet", "bytetrack"):
         raise UsageError(f"--flavor must be mmdet or bytetrack, got {opts.flavor!r}")
-    if opts.out_size is not None:
+    if opts.out_size is not None and opts.out_size != "source":
         if len(opts.out_size) != 2:
             raise UsageError(f"--out-size must be (width, height), got {opts.out_size!r}")
         for v in opts.out_size:
@@ -211,10 +211,14 @@ def summarize_plan(plan: SynthPlan, opts: SynthOptions, *, shard: tuple[int, int
     ``clips``, ``videos``, ``tracks_per_clip`` (min/median/max), ``dropped_tracks`` (tracks a
     clip could not hold, total), ``dropped_targets`` (of those, training targets),
     ``clips_with_drops``, ``dropped`` (clip id -> dropped source track ids, only clips that
-    dropped some), then for this ``shard`` (all clips when None): ``assigned_clips``,
+    dropped some), ``categories_used`` and ``source_sizes`` (what the clips use, for the
+    model-domain check), then for this ``shard`` (all clips when None): ``assigned_clips``,
     ``frames_to_write`` and, with a known ``size`` (W, H), ``estimated_bytes`` (a rough guess).
     """
+    from .domain import clip_inputs
+
     clips = plan.clips
+    categories_used, source_sizes = clip_inputs(clips)
     tracks = np.asarray([c.num_tracks for c in clips], dtype=np.int64)
     dropped = {c.clip_id: [int(t) for t in c.dropped_track_ids] for c in clips if c.dropped_track_ids.size}
     mine = [c for c in clips if shard is None or stable_shard(c.clip_id, shard[1]) == shard[0]]
@@ -223,7 +227,8 @@ def summarize_plan(plan: SynthPlan, opts: SynthOptions, *, shard: tuple[int, int
     estimate = None
     if size is not None:
         per_pixel = _BYTES_PER_PIXEL[ext] + (_BYTES_PER_PIXEL["jpg"] if opts.mot and ext == "png" else 0.0)
-        estimate = int(frames * size[0] * size[1] * per_pixel)
+        estimate = int(sum(c.num_frames * _clip_size(c, size)[0] * _clip_size(c, size)[1] for c in mine)
+                       * per_pixel)
     return {
         "clips": len(clips),
         "videos": len({c.video for c in clips}),
@@ -239,10 +244,12 @@ def summarize_plan(plan: SynthPlan, opts: SynthOptions, *, shard: tuple[int, int
         "shard": list(shard) if shard is not None else None,
         "assigned_clips": len(mine),
         "frames_to_write": frames,
-        "size": list(size) if size is not None else None,
+        "size": size if size is None or size == "source" else list(size),
         "image_format": ext,
         "mot": bool(opts.mot),
         "estimated_bytes": estimate,
+        "categories_used": categories_used,
+        "source_sizes": [list(wh) for wh in source_sizes],
     }
 
 
@@ -289,7 +296,9 @@ def plan_lines(summary: dict[str, Any]) -> list[str]:
         if summary["shard"] else ""
     size = summary["size"]
     out = f"frames to write: {summary['frames_to_write']:,}{where}"
-    if size:
+    if size == "source":
+        out += f" at each source video's own size, {summary['image_format']}"
+    elif size:
         out += f" at {size[0]}x{size[1]} {summary['image_format']}"
         if summary["mot"] and summary["image_format"] == "png":
             out += " (+ jpg copies in mot/)"
@@ -333,7 +342,7 @@ def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[i
         "prompt_template": opts.prompt_template,
         "captions": str(Path(opts.captions).resolve()) if opts.captions else None,
         "captions_digest": _file_digest(opts.captions) if opts.captions else None,
-        "size": list(size),
+        "size": size if size == "source" else list(size),
         "image_format": opts.image_format,
         "quality": opts.quality if opts.image_format != "png" else None,
         "planned_clips": len(plan.clips),
@@ -379,6 +388,15 @@ def _fragment(clip: Clip, plan: SynthPlan, opts: SynthOptions, gen: Generator, s
             "width": w, "height": h, "seconds": round(float(seconds), 4), "ext": ext,
         },
     }
+
+
+def _clip_size(clip: Clip, size: tuple[int, int] | str) -> tuple[int, int]:
+    """The (W, H) a clip's frames are written at: ``size``, or with ``"source"`` its video's own."""
+    if size != "source":
+        return size  # type: ignore[return-value]
+    if clip.width <= 0 or clip.height <= 0:
+        raise UsageError(f"--out-size source: video {clip.video_name!r} has no known frame size; pass --out-size WxH")
+    return int(clip.width), int(clip.height)
 
 
 def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -518,10 +536,11 @@ def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOption
                     continue
                 per_clip = (time.perf_counter() - tb) / len(batch)
                 for clip, clip_frames in zip(batch, frames):
-                    clip_frames = _resize(np.asarray(clip_frames), size)
+                    clip_size = _clip_size(clip, size)
+                    clip_frames = _resize(np.asarray(clip_frames), clip_size)
                     names = [f"{i + 1:06d}.{ext}" for i in range(clip.num_frames)]
                     encoded = [encode_image(f, ext, opts.quality) for f in clip_frames]
-                    fragment = _fragment(clip, plan, opts, gen, size, names, per_clip)
+                    fragment = _fragment(clip, plan, opts, gen, clip_size, names, per_clip)
                     intr.writing = True
                     try:
                         wrote = sd.write_clip(clip.clip_id, encoded, names, fragment)
