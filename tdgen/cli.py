@@ -284,8 +284,8 @@ def inspect(
 def convert(
     src: Path = typer.Argument(..., help="Input: COCO-VID JSON, MOT directory (sequence or split) or YouTube-VIS JSON."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .json file (COCO-VID) or directory (MOT)."),
-    to: Optional[OutputFormat] = typer.Option(None, "--to", help="Output format [default: cocovid for a "
-                                              ".json output, else mot]."),
+    to: Optional[OutputFormat] = typer.Option(None, "--to", help="Output format (default: cocovid for a "
+                                              ".json output, else mot)."),
     flavor: Optional[Flavor] = typer.Option(None, "--flavor", help="COCO-VID flavour: mmdet (0-based frame_id, "
                                             "instance_id) or bytetrack (1-based frame_id, track_id) "
                                             "(default: the input's, or mmdet)."),
@@ -297,6 +297,20 @@ def convert(
                                                "relative to (default: the MOT input directory)."),
     drop_invalid: bool = typer.Option(False, "--drop-invalid-boxes", help="Skip boxes with non-positive or NaN "
                                       "size instead of stopping."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Keep only these classes, comma-separated "
+                                          "(e.g. pedestrian,static_person) (default: pedestrian for --flavor "
+                                          "bytetrack from MOT ground truth, else all)."),
+    min_conf: Optional[float] = typer.Option(None, "--min-conf", help="Boxes of those classes with a lower conf "
+                                             "(MOT's 0/1 'consider' flag) become ignore rows (default: 1 for "
+                                             "--flavor bytetrack from MOT ground truth, else none)."),
+    ignore_as: Optional[str] = typer.Option(None, "--ignore-as", metavar="crowd|drop|keep",
+                                            help="Ignore rows (low conf, and MOT's distractor classes "
+                                            "person_on_vehicle, static_person, distractor, reflection, crowd): "
+                                            "crowd = iscrowd=1 ignore regions, drop, or keep as ordinary boxes "
+                                            "(default: drop)."),
+    all_detector_copies: bool = typer.Option(False, "--all-detector-copies", help="MOT17 input: read every "
+                                             "detector copy of a sequence (-DPM, -FRCNN, -SDP), not only "
+                                             "-FRCNN."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary."),
 ) -> None:
@@ -305,13 +319,56 @@ def convert(
     Make the file the synth example reads:
 
       tdgen convert MOT17/train --split half-train -o mot17_half_train.json
+
+    --flavor bytetrack from MOT ground truth keeps what ByteTrack's converter keeps (pedestrians
+    with conf 1, one category); --flavor mmdet keeps every class with mot_conf and visibility.
     """
-    ts = _read(src, fmt, drop_invalid)
+    from .tracks.classes import IGNORE_AS, ClassFilter, parse_class_list
+
+    # every flag is checked before the input is read, so nothing half-done is left behind
+    class_list = parse_class_list(classes) if classes is not None else None
+    if min_conf is not None and not (min_conf == min_conf and abs(min_conf) != float("inf")):
+        raise UsageError(f"--min-conf must be a finite number, got {min_conf}")
+    if ignore_as is not None and ignore_as not in IGNORE_AS:
+        raise UsageError(f"--ignore-as must be one of {', '.join(IGNORE_AS)}, not {ignore_as!r}")
+    target = to or (OutputFormat.cocovid if output.suffix.lower() == ".json" else OutputFormat.mot)
+    if target == OutputFormat.mot and flavor is not None:
+        raise UsageError("--flavor applies to COCO-VID output only")
+    if target == OutputFormat.mot and ignore_as == "crowd":
+        raise UsageError("--ignore-as crowd: MOT gt.txt has no crowd regions; write COCO-VID (a .json output) "
+                         "or pass --ignore-as drop or keep")
+    if all_detector_copies:
+        from .tracks.io import detect_format
+        from .tracks.mot import read_mot
+
+        if (fmt.value if fmt != InputFormat.auto else detect_format(src)) != "mot":
+            raise UsageError("--all-detector-copies applies to a MOT directory input only")
+        ts = read_mot(src, detector_copies="all")
+    else:
+        ts = _read(src, fmt, drop_invalid)
     if split is not None:
         from .tracks.mot import half_split
 
         ts = half_split(ts, split.value)
-    target = to or (OutputFormat.cocovid if output.suffix.lower() == ".json" else OutputFormat.mot)
+
+    # which boxes are targets: the output flavour's default, changed by the flags
+    out_flavor = (flavor.value if flavor else ts.style.get("flavor") or "mmdet") if target == OutputFormat.cocovid \
+        else None
+    default = ClassFilter.for_flavor(out_flavor, ts.source_format, ts.categories)
+    chosen = default.with_options(classes=class_list, min_conf=min_conf, ignore_as=ignore_as)  # type: ignore[arg-type]
+    chosen = chosen.check(ts.categories)  # an unknown class name stops here, before anything is written
+    note = None
+    filter_report = None
+    if not chosen.is_noop:
+        ts, filter_report = chosen.apply(ts)
+        if filter_report.dropped or filter_report.ignored:  # a shorter category list alone needs no note
+            if chosen.origin:
+                whose = f"--flavor {out_flavor}" if flavor else f"the input's flavour ({out_flavor})"
+                note = (f"{whose} keeps {chosen.describe()} ({chosen.origin}): {filter_report.summary()}; "
+                        "pass --classes/--min-conf/--ignore-as to change")
+            else:
+                note = f"kept {chosen.describe()}: {filter_report.summary()}"
+
     if target == OutputFormat.cocovid:
         from .tracks.cocovid import write_cocovid
 
@@ -320,8 +377,6 @@ def convert(
     else:
         from .tracks.mot import write_mot
 
-        if flavor is not None:
-            raise UsageError("--flavor applies to COCO-VID output only")
         # MOT file names are "<seq>/img1/000001.jpg": relative to the split directory, so a
         # single sequence directory's images live under its parent.
         root = images_from
@@ -331,8 +386,11 @@ def convert(
             raise UsageError("--images needs --images-from (the directory image file names are relative to)")
         write_mot(ts, output, images_from=root, image_mode=images.value, overwrite=overwrite)
     _warn(ts.warnings, as_json)
+    if note and not as_json:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     summary = {"output": str(output), "format": target.value, "videos": ts.num_videos, "frames": ts.num_frames,
-               "tracks": ts.num_tracks, "boxes": ts.num_boxes, "warnings": ts.warnings}
+               "tracks": ts.num_tracks, "boxes": ts.num_boxes, "warnings": ts.warnings,
+               "classes": None if filter_report is None else {**filter_report.as_dict(), "note": note}}
     if as_json:
         _emit_json(summary)
     else:

@@ -18,6 +18,12 @@ columns     meaning of the columns after ``x, y, w, h``
 
 A class or visibility of ``-1`` (the MOT15 / detection placeholder) reads as class 1 and
 visibility 1.0. Boxes are never clipped: MOT ground truth legitimately leaves the image.
+Every row is read, whatever its class and conf; choosing the training targets is
+:mod:`tdgen.tracks.classes`' job.
+
+A MOT17 split holds each sequence three times (``-DPM``, ``-FRCNN``, ``-SDP``: one per public
+detector, same images, same gt.txt). :func:`read_mot` reads one copy of each (``-FRCNN``) unless
+told to read them all.
 
 Reading is strict: frame, id and class are integers, read exactly (a value that float64 cannot
 hold exactly is refused, not rounded); sizes and lengths have sane upper bounds; ``seqinfo.ini``
@@ -56,6 +62,8 @@ __all__ = [
     "MAX_TOTAL_FRAMES",
     "MOT_CLASSES",
     "MOT_CATEGORIES",
+    "DETECTOR_SUFFIXES",
+    "detector_copy_groups",
     "looks_like_mot",
     "read_mot",
     "write_mot",
@@ -585,12 +593,89 @@ def _find_sequences(path: Path) -> list[Path]:
     return seqs
 
 
+# --------------------------------------------------------------------------- detector copies
+#: MOT17 ships every sequence once per public detector, as ``<seq>-DPM``, ``<seq>-FRCNN`` and
+#: ``<seq>-SDP``: the same images and ground truth, different ``det/det.txt``. The one kept is the
+#: first of these present (ByteTrack trains on the -FRCNN folders).
+DETECTOR_SUFFIXES: tuple[str, ...] = ("FRCNN", "SDP", "DPM")
+_DETECTOR_NAME = re.compile(r"^(?P<base>.+)-(?P<det>" + "|".join(DETECTOR_SUFFIXES) + r")$")
+
+
+def detector_copy_groups(names: list[str]) -> dict[str, list[str]]:
+    """``{base: [names]}`` for every sequence found under two or more detector suffixes, the
+    preferred copy first (``MOT17-02`` -> ``[MOT17-02-FRCNN, MOT17-02-SDP, MOT17-02-DPM]``)."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        m = _DETECTOR_NAME.match(n)
+        if m:
+            groups.setdefault(m.group("base"), []).append(n)
+    rank = {d: i for i, d in enumerate(DETECTOR_SUFFIXES)}
+    return {base: sorted(g, key=lambda n: rank[n.rsplit("-", 1)[1]])
+            for base, g in groups.items() if len(g) > 1}
+
+
+def _gt_bytes(seq: Path) -> bytes | None:
+    gt = seq / "gt" / "gt.txt"
+    return _read_bytes(gt) if os.path.lexists(gt) else None
+
+
+def _one_detector_copy(root: Path, seqs: list[Path]) -> tuple[list[Path], list[str]]:
+    """``seqs`` with one copy of each detector triplet whose copies hold the same gt.txt, and
+    the one-line messages that say what was left out.
+
+    Copies without ground truth (a test split) are all kept: a benchmark wants results for each.
+    Copies whose gt.txt differ are all kept too, with a warning: they are not copies.
+    """
+    by_name = {s.name: s for s in seqs}
+    groups = detector_copy_groups([s.name for s in seqs])
+    if not groups:
+        return seqs, []
+    skip: set[str] = set()
+    messages: list[str] = []
+    differ: list[str] = []
+    for base, names in groups.items():
+        gts = [_gt_bytes(by_name[n]) for n in names]
+        if all(g is None for g in gts):
+            continue
+        if any(g != gts[0] for g in gts[1:]):
+            differ.append(base)
+            continue
+        skip.update(names[1:])
+    if differ:
+        messages.append(f"{root}: the detector copies of {', '.join(differ[:3])}"
+                        f"{f' and {len(differ) - 3} more' if len(differ) > 3 else ''} hold different gt.txt "
+                        "files; kept every copy")
+    if skip:
+        kept = [s for s in seqs if s.name not in skip]
+        deduped = [b for b, names in groups.items() if names[0] not in skip and names[1] in skip]
+        suffixes = sorted({n.rsplit("-", 1)[1] for b in deduped for n in groups[b]})
+        kept_suffix = sorted({groups[b][0].rsplit("-", 1)[1] for b in deduped}, key=DETECTOR_SUFFIXES.index)
+        which = "/".join("-" + x for x in kept_suffix)
+        messages.append(
+            f"{root}: {len(deduped)} sequences come once per detector ({', '.join('-' + x for x in suffixes)}) "
+            f"with the same ground truth; read the {which} copy of each"
+            f"{', as ByteTrack does' if kept_suffix == ['FRCNN'] else ''} ({len(kept)} of {len(seqs)} folders; "
+            "--all-detector-copies reads every copy)")
+        return kept, messages
+    return seqs, messages
+
+
 # --------------------------------------------------------------------------- read
-def read_mot(path: str | os.PathLike) -> TrackSet:
-    """Read a MOT sequence directory, or a split directory of sequences (sorted by name)."""
+def read_mot(path: str | os.PathLike, *, detector_copies: Literal["one", "all"] = "one") -> TrackSet:
+    """Read a MOT sequence directory, or a split directory of sequences (sorted by name).
+
+    In a split directory, the MOT17 detector copies of a sequence (``-FRCNN``, ``-SDP``,
+    ``-DPM``, same gt.txt) are read once (the ``-FRCNN`` one) unless ``detector_copies`` is
+    ``"all"``; a warning in the result says so.
+    """
+    if detector_copies not in ("one", "all"):
+        raise UsageError(f"detector_copies must be 'one' or 'all', not {detector_copies!r}")
     root = Path(path)
     seqs = _find_sequences(root)
     warnings: list[str] = []
+    if detector_copies == "one" and len(seqs) > 1:
+        seqs, notes = _one_detector_copy(root, seqs)
+        warnings.extend(notes)
 
     v_name, v_w, v_h, v_fps = [], [], [], []
     f_video, f_index, f_file, f_w, f_h, f_num = [], [], [], [], [], []
