@@ -584,6 +584,13 @@ def synth(
     drop_boxes: bool = typer.Option(False, "--drop-boxes", help="Ablation: generate with every box dropped "
                                     "(the model sees no layout) while annotations.json still lists the "
                                     "tracklets, so 'tdgen eval' shows what the boxes contribute."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Categories to generate, comma-separated "
+                                          "(default: the training targets; for MOT data every class but static "
+                                          "people, people on vehicles, distractors, reflections and crowds, or "
+                                          "only pedestrians with --flavor bytetrack). Other boxes take no slot "
+                                          "and no prompt word, and are left out of the annotations."),
+    min_conf: Optional[float] = typer.Option(None, "--min-conf", help="Generate only boxes with at least this "
+                                             "conf (default: 1 for MOT data, so conf-0 ignore rows take no slot)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary at the end."),
 ) -> None:
@@ -629,7 +636,10 @@ def synth(
             captions=captions, out_size=_parse_size(out_size), image_format=image_format, quality=quality,
             flavor=flavor.value, mot=mot, preview=preview, overwrite=overwrite,
             shard=parse_shard(shard) if shard else None, drop_boxes=drop_boxes,
+            classes=parse_class_list(classes) if classes is not None else None, min_conf=min_conf,
         )
+
+    from .tracks.classes import parse_class_list
 
     # Every flag is checked before a model is resolved or anything is written.
     validate_options(build_options({"frames": 1, "slots": 1, "prompt_template": ""}))

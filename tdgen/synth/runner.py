@@ -13,7 +13,8 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..prompts import load_captions as _load_captions
 from ..prompts import make_prompt
+from ..tracks.classes import MOT_IGNORE_CLASSES, ClassFilter, classes_except, is_mot_categories
 from ..tracks.clips import Clip, ClipSpec, clip_seed, plan_clips, select_clips, stable_shard
 from ..tracks.errors import UsageError
 from ..tracks.io import read_tracks
@@ -74,6 +76,33 @@ class SynthOptions:
     overwrite: bool = False
     shard: tuple[int, int] | None = None  # (k, n)
     drop_boxes: bool = False  # ablation: generate with every box dropped
+    classes: tuple[str, ...] | None = None  # categories to generate (default: the training targets)
+    min_conf: float | None = None  # boxes below this conf are not generated (default: 1 for MOT data)
+
+
+class SynthWarning(UserWarning):
+    """Something the user should know about a synth plan (shown as one ``warning:`` line)."""
+
+
+def target_filter(opts: SynthOptions, ts: TrackSet) -> ClassFilter:
+    """Which boxes ``synth`` generates: the training targets.
+
+    For MOT ground truth the default is the target classes with conf 1 (every class but the
+    people a tracker is never scored on: static, on a vehicle, distractors, reflections, crowds;
+    and never a conf-0 ignore row), so those take no slot and no prompt word; the ByteTrack
+    flavour keeps pedestrians only, as ByteTrack's converter. Other sources keep everything.
+    ``--classes``/``--min-conf`` replace the defaults. Boxes that are not generated are left out of
+    the output annotations.
+    """
+    f = ClassFilter.for_flavor(opts.flavor, ts.source_format, ts.categories)
+    if ts.source_format == "mot" or is_mot_categories(ts.categories):
+        if opts.flavor != "bytetrack":
+            f = ClassFilter(classes=classes_except(ts.categories, [n for n in MOT_IGNORE_CLASSES
+                                                                   if any(c["name"] == n for c in ts.categories)]),
+                            min_conf=1.0, ignore_as="drop", origin="the MOT training targets")
+        f = replace(f, renumber=False)  # synth keeps the source's category ids
+    f = f.with_options(classes=opts.classes, min_conf=opts.min_conf)
+    return f.check(ts.categories)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -113,6 +142,8 @@ def validate_options(opts: SynthOptions) -> None:
         _int_in("--max-clips", opts.max_clips, 1)
     _int_in("--seed", opts.seed, 0, (1 << 63) - 1, "2**63-1")
     _int_in("--batch-size", opts.batch_size, 1)
+    if opts.min_conf is not None and (isinstance(opts.min_conf, bool) or not math.isfinite(opts.min_conf)):
+        raise UsageError(f"--min-conf must be a finite number, got {opts.min_conf!r}")
     _int_in("--steps", opts.steps, 1, MAX_STEPS)
     g = opts.guidance
     if isinstance(g, bool) or not isinstance(g, (int, float, np.floating)) or not math.isfinite(g) or g < 0:
@@ -184,6 +215,12 @@ class SynthPlan:
 def plan_synth(opts: SynthOptions) -> SynthPlan:
     """Read the annotations and cut them into the clips to generate (all shards)."""
     ts = read_tracks(opts.ann)
+    filt = target_filter(opts, ts)
+    if not filt.is_noop:
+        ts, report = filt.apply(ts)
+        if report.dropped or report.ignored:
+            warnings.warn(f"{opts.ann}: generating {filt.describe()}: {report.summary()}", SynthWarning,
+                          stacklevel=2)
     spec = ClipSpec(frames=opts.frames, stride=opts.stride, step=opts.step, max_slots=opts.slots,
                     overflow=opts.overflow, min_tracks=opts.min_tracks)
     clips = plan_clips(ts, spec, videos=list(opts.videos) or None)
@@ -345,6 +382,8 @@ def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[i
         "size": size if size == "source" else list(size),
         "image_format": opts.image_format,
         "quality": opts.quality if opts.image_format != "png" else None,
+        "classes": list(opts.classes) if opts.classes else None,
+        "min_conf": opts.min_conf,
         "planned_clips": len(plan.clips),
         "categories": plan.ts.categories,
         "mot_fields": plan.ts.has_mot_fields(),

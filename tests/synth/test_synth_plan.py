@@ -63,14 +63,16 @@ def fake_model(monkeypatch):
     return built
 
 
+# The crowded split's conf-0 tracks are what the overflow ranking is about, so these runs ask for
+# them (--min-conf 0); by default synth does not generate conf-0 rows at all (test_synth_targets.py).
 def synth(ann, out, *extra):
     return runner.invoke(app, ["synth", "--ann", str(ann), "--out", str(out), "--model", "fake", "--device", "cpu",
-                               "--steps", "2", *map(str, extra)])
+                               "--steps", "2", "--min-conf", "0", *map(str, extra)])
 
 
 def expected(ann, out, **kw):
     """Per clip: (kept, dropped) source track ids as plan_synth plans them, and conf per track."""
-    plan = plan_synth(SynthOptions(ann=Path(ann), out=Path(out), frames=4, slots=3, **kw))
+    plan = plan_synth(SynthOptions(ann=Path(ann), out=Path(out), frames=4, slots=3, min_conf=0.0, **kw))
     ts = read_tracks(ann)
     conf = {int(t): float(c) for t, c in zip(ts.boxes.track, ts.boxes.conf)}
     return {c.clip_id: (c.track_ids.tolist(), c.dropped_track_ids.tolist()) for c in plan.clips}, conf
@@ -127,7 +129,7 @@ def test_plan_only_needs_no_model_when_the_flags_say_it_all(crowded, tmp_path, m
     monkeypatch.setattr(tdgen.synth.generator, "PipelineGenerator", no_model)
     out = tmp_path / "synth"
     r = runner.invoke(app, ["synth", "--ann", str(crowded), "--out", str(out), "--plan-only", "--frames", "4",
-                            "--slots", "3", "--out-size", "64x48", "--shard", "0/2", "--json"])
+                            "--min-conf", "0", "--slots", "3", "--out-size", "64x48", "--shard", "0/2", "--json"])
     assert r.exit_code == 0, r.stderr
     plan = json.loads(r.stdout)
     assert plan["shard"] == [0, 2] and plan["frames_to_write"] == 4 * plan["assigned_clips"]
