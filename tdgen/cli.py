@@ -424,22 +424,20 @@ def merge(
 
       tdgen merge mot17_half_train.json synth/annotations.json --prefix synth -o train_plus_synth.json
     """
-    from .tracks.cocovid import write_cocovid
-    from .tracks.io import read_tracks
-    from .tracks.merge import MergeOptions, merge_tracksets
+    from .tracks.merge import MergeOptions
+    from .tracks.streammerge import merge_files
 
     _check_output(output, overwrite)
-    base_ts = read_tracks(base)
-    extra_ts = [read_tracks(p) for p in extras]
-    merged = merge_tracksets(base_ts, extra_ts, MergeOptions(prefixes=tuple(prefix), add_categories=add_categories,
-                                                             ratio=ratio, max_videos=max_videos, seed=seed))
-    write_cocovid(merged, output, flavor.value if flavor else None)
+    # streams big compact files (bounded memory); anything else goes through the in-memory merge
+    merged = merge_files(base, extras, output, MergeOptions(prefixes=tuple(prefix), add_categories=add_categories,
+                                                            ratio=ratio, max_videos=max_videos, seed=seed),
+                         flavor.value if flavor else None)
     _warn(merged.warnings, as_json)
     summary = {"output": str(output), "videos": merged.num_videos, "frames": merged.num_frames,
                "tracks": merged.num_tracks, "boxes": merged.num_boxes,
-               "added": {"videos": merged.num_videos - base_ts.num_videos,
-                         "frames": merged.num_frames - base_ts.num_frames,
-                         "boxes": merged.num_boxes - base_ts.num_boxes},
+               "added": {"videos": merged.num_videos - merged.base_videos,
+                         "frames": merged.num_frames - merged.base_frames,
+                         "boxes": merged.num_boxes - merged.base_boxes},
                "links": _merge_links(extras, prefix)}
     if as_json:
         _emit_json(summary)

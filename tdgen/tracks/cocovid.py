@@ -894,154 +894,17 @@ def _obj(items: list) -> np.ndarray | None:
 
 
 # --------------------------------------------------------------------------- writing
-def _num(x: float) -> int | float:
-    """JSON number: integral floats become ints so files stay compact and exact."""
-    return int(x) if x.is_integer() and abs(x) < 2**53 else x
-
-
-def _json_numbers(a: np.ndarray) -> list:
-    """``a.tolist()``, as ints when every value is integral (compact, and still exact)."""
-    finite = np.isfinite(a)
-    if finite.all() and np.all(a == np.round(a)) and (a.size == 0 or np.abs(a).max() < 2**53):
-        return a.astype(np.int64).tolist()
-    return a.tolist()
-
-
+# The document's rules live in cocovid_write.CocovidDoc; these are the entry points.
 def _all_unique(ids: np.ndarray) -> bool:
     s = np.sort(ids)
     return bool(s.size < 2 or np.all(s[1:] != s[:-1]))
 
 
-def _ids_or_renumber(ids: np.ndarray) -> np.ndarray:
-    if ids.size and ids.min() >= 1 and _all_unique(ids):
-        return ids
-    return np.arange(1, ids.size + 1, dtype=np.int64)
-
-
 def cocovid_dict(ts: TrackSet, flavor: Flavor | None = None, *, info: dict | None = None) -> dict:
     """The COCO-VID document for ``ts`` as a dict (see module docstring for the rules)."""
-    flavor = flavor or ts.style.get("flavor", "mmdet")
-    if flavor not in FLAVORS:
-        raise ValueError(f"unknown flavour {flavor!r}; expected one of {FLAVORS}")
-    same = flavor == ts.style.get("flavor")
-    style = ts.style if same else {}
-    mot = ts.has_mot_fields()
+    from .cocovid_write import CocovidDoc
 
-    vid_ids = _ids_or_renumber(ts.videos.id)
-    img_ids = _ids_or_renumber(ts.frames.id)
-    ann_ids = _ids_or_renumber(ts.boxes.id)
-    track = ts.boxes.track
-    if track.size and (track.min() < 1 or track.max() >= 2**31):
-        _, inv = np.unique(track, return_inverse=True)
-        track = inv.astype(np.int64) + 1
-
-    # videos
-    videos = []
-    fps = ts.videos.fps
-    write_name = flavor == "mmdet" or style.get("video_name", False)
-    write_file_name = flavor == "bytetrack" or style.get("video_file_name", False)
-    write_size = style.get("video_size", True)
-    vextra = ts.videos.extra
-    for v in range(ts.num_videos):
-        d: dict[str, Any] = {"id": int(vid_ids[v])}
-        name = str(ts.videos.name[v])
-        if write_name:
-            d["name"] = name
-        if write_file_name:
-            d["file_name"] = name
-        if fps is not None and not math.isnan(fps[v]):
-            d["fps"] = _num(float(fps[v]))
-        if write_size and ts.videos.width[v] > 0:
-            d["width"] = int(ts.videos.width[v])
-            d["height"] = int(ts.videos.height[v])
-        if vextra is not None and vextra[v]:
-            d.update(vextra[v])
-        videos.append(d)
-
-    # images
-    base = 0 if flavor == "mmdet" else 1
-    fr = ts.frames
-    f_vid = vid_ids[fr.video].tolist()
-    f_id = img_ids.tolist()
-    f_idx = (fr.index + base).tolist()
-    f_w, f_h = fr.width.tolist(), fr.height.tolist()
-    f_name = fr.file_name.tolist()
-    write_mot_fid = fr.number is not None and (style.get("mot_frame_id", False) if same else (mot and flavor == "mmdet"))
-    numbers = [_num(x) for x in fr.number.tolist()] if write_mot_fid else None
-    write_prev_next = flavor == "bytetrack" and style.get("prev_next", True)
-    voff = ts.video_offsets()
-    first_of_video = np.zeros(len(fr), bool)
-    last_of_video = np.zeros(len(fr), bool)
-    nonempty = np.diff(voff) > 0
-    first_of_video[voff[:-1][nonempty]] = True
-    last_of_video[voff[1:][nonempty] - 1] = True
-    fextra = fr.extra
-    images = []
-    for i in range(len(fr)):
-        d = {"id": f_id[i], "video_id": f_vid[i], "file_name": f_name[i], "height": f_h[i], "width": f_w[i],
-             "frame_id": f_idx[i]}
-        if numbers is not None and not math.isnan(numbers[i]):
-            d["mot_frame_id"] = numbers[i]
-        if write_prev_next:
-            d["prev_image_id"] = -1 if first_of_video[i] else f_id[i - 1]
-            d["next_image_id"] = -1 if last_of_video[i] else f_id[i + 1]
-        if fextra is not None and fextra[i]:
-            d.update(fextra[i])
-        images.append(d)
-
-    # annotations: whole columns are converted at once (a Python loop per value is the slow part)
-    b = ts.boxes
-    a_img = img_ids[b.frame].tolist()
-    a_vid = vid_ids[fr.video[b.frame]].tolist()
-    area = b.bbox[:, 2] * b.bbox[:, 3]
-    if b.area is not None:
-        area = np.where(np.isnan(b.area), area, b.area)
-    cols: list[tuple[str, list]] = [
-        ("id", ann_ids.tolist()), ("image_id", a_img), ("category_id", b.category.tolist()),
-        ("bbox", _json_numbers(b.bbox)), ("area", _json_numbers(area)), ("iscrowd", b.iscrowd.astype(int).tolist()),
-    ]
-    no_inst = style.get("image_only") and same
-    if not no_inst:
-        cols.append(("instance_id" if flavor == "mmdet" else "track_id", track.tolist()))
-    if (style.get("ann_video_id", True) if same else True):
-        cols.append(("video_id", a_vid))
-    partial: list[tuple[str, list, np.ndarray]] = []  # columns some records lack
-    for key, col, as_int in (("visibility", b.visibility, False), ("mot_conf", b.conf, False),
-                             ("mot_instance_id", b.source_track, True)):
-        if col is None:
-            continue
-        present = ~np.isnan(col)
-        values = np.where(present, col, 0).astype(np.int64).tolist() if as_int else _json_numbers(np.where(present, col, 0))
-        if present.all():
-            cols.append((key, values))
-        elif present.any():
-            partial.append((key, values, present))
-    keys = [k for k, _ in cols]
-    anns = [dict(zip(keys, row)) for row in zip(*(c for _, c in cols))] if len(b) else []
-    for key, values, present in partial:
-        for i in np.flatnonzero(present).tolist():
-            anns[i][key] = values[i]
-    aextra = b.extra
-    if aextra is not None:
-        for i, e in enumerate(aextra.tolist()):
-            if e:
-                anns[i].update(e)
-
-    out: dict[str, Any] = {}
-    meta = dict(ts.meta)
-    out["info"] = info if info is not None else meta.pop("info", None) or {
-        "description": "written by tdgen", "version": __version__}
-    meta.pop("info", None)
-    out["licenses"] = meta.pop("licenses", [])
-    out["categories"] = [dict(c) for c in ts.categories]
-    out["videos"] = videos
-    out["images"] = images
-    out["annotations"] = anns
-    if style.get("num_instances", mot and flavor == "mmdet") or "num_instances" in meta:
-        meta.pop("num_instances", None)
-        out["num_instances"] = int(np.unique(track).size)
-    out.update(meta)
-    return out
+    return CocovidDoc(ts, flavor, info=info).as_dict()
 
 
 def write_cocovid(ts: TrackSet, path: str | Path, flavor: Flavor | None = None, *, info: dict | None = None,
@@ -1049,8 +912,13 @@ def write_cocovid(ts: TrackSet, path: str | Path, flavor: Flavor | None = None, 
     """Write ``ts`` as COCO-VID (atomically) and return the path.
 
     ``flavor`` defaults to the flavour the set was read in (``mmdet`` for other sources).
-    Raises :class:`OutputError` if an id would collide.
+    Raises :class:`OutputError` if an id would collide. Compact output is written slice by
+    slice (bounded memory); ``indent`` builds the whole document first.
     """
+    from .cocovid_write import write_cocovid_stream
+
+    if not indent:
+        return write_cocovid_stream(ts, path, flavor, info=info)
     from .errors import OutputError
 
     doc = cocovid_dict(ts, flavor, info=info)
@@ -1058,7 +926,6 @@ def write_cocovid(ts: TrackSet, path: str | Path, flavor: Flavor | None = None, 
         ids = np.fromiter((d["id"] for d in doc[key]), dtype=np.int64, count=len(doc[key]))
         if not _all_unique(ids):
             raise OutputError(f"{path}: duplicate {key} ids in the output (a bug: please report it)")
-    opt = orjson.OPT_INDENT_2 if indent else 0
     path = Path(path)
-    atomic_write_bytes(path, orjson.dumps(doc, option=opt))
+    atomic_write_bytes(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     return path

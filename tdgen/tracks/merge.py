@@ -1,6 +1,6 @@
 """Merging training sets: a base COCO-VID set plus extra (e.g. synthetic) sets.
 
-Rules (research/formats.md §6.4): the base file is kept as it is (its categories, order and
+Rules: the base file is kept as it is (its categories, order and
 flavour); every id of an extra set is offset past the running maximum, so nothing collides;
 categories are matched by name; image paths and video names of each extra get a prefix; the
 result is checked for unique ids before it is written.
@@ -13,11 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .cocovid import _ids_or_renumber
+from .cocovid_write import _ids_or_renumber
 from .errors import AnnotationError, OutputError, UsageError
 from .trackset import Boxes, Frames, TrackSet, Videos
 
-__all__ = ["MergeOptions", "merge_tracksets", "subsample_videos"]
+__all__ = ["MergeOptions", "merge_tracksets", "subsample_videos", "subsample_rows", "CategoryMerge"]
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,8 @@ class MergeOptions:
     seed: int = 0
 
 
-def subsample_videos(ts: TrackSet, ratio: float | None, max_videos: int | None, seed: int) -> TrackSet:
-    """Seeded subset of whole videos (order kept)."""
-    n = ts.num_videos
+def subsample_rows(n: int, ratio: float | None, max_videos: int | None, seed: int) -> np.ndarray | None:
+    """The sorted video rows a seeded subsample keeps, or ``None`` to keep all ``n``."""
     k = n
     if ratio is not None:
         if not 0 < ratio <= 1:
@@ -42,10 +41,15 @@ def subsample_videos(ts: TrackSet, ratio: float | None, max_videos: int | None, 
             raise UsageError(f"--max-videos must be >= 0, got {max_videos}")
         k = min(k, max_videos)
     if k == n:
-        return ts
+        return None
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(n, size=k, replace=False))
-    return ts.select_videos(rows)
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def subsample_videos(ts: TrackSet, ratio: float | None, max_videos: int | None, seed: int) -> TrackSet:
+    """Seeded subset of whole videos (order kept)."""
+    rows = subsample_rows(ts.num_videos, ratio, max_videos, seed)
+    return ts if rows is None else ts.select_videos(rows)
 
 
 def _join(prefix: str, name: str) -> str:
@@ -54,16 +58,66 @@ def _join(prefix: str, name: str) -> str:
     return prefix.rstrip("/") + "/" + name.lstrip("/")
 
 
+def prefixed(prefix: str, names: np.ndarray) -> np.ndarray:
+    """``names`` (an object array of str) under ``prefix`` (what :func:`_join` does to each)."""
+    out = np.empty(len(names), dtype=object)
+    if not prefix:
+        out[:] = [str(n) for n in names.tolist()]
+        return out
+    head = prefix.rstrip("/") + "/"
+    out[:] = [head + str(n).lstrip("/") for n in names.tolist()]
+    return out
+
+
+def check_prefixes(n_extras: int, prefixes: Sequence[str]) -> None:
+    if len(prefixes) not in (0, 1, n_extras):
+        raise UsageError(f"give one --prefix for all extra sets or one per extra set "
+                         f"({n_extras}), not {len(prefixes)}")
+
+
+def prefix_for(prefixes: Sequence[str], e: int) -> str:
+    """The prefix of extra set ``e``."""
+    return prefixes[0] if len(prefixes) == 1 else (prefixes[e] if prefixes else "")
+
+
+class CategoryMerge:
+    """The base's categories, matched by name with each extra set's (and grown on request)."""
+
+    def __init__(self, base_categories: Sequence[dict], source: str):
+        self.categories = [dict(c) for c in base_categories]
+        self.by_name = {str(c["name"]): int(c["id"]) for c in self.categories}
+        if len(self.by_name) != len(self.categories):
+            raise AnnotationError(source, "categories", "two categories share a name; cannot match by name")
+
+    def add(self, categories: Sequence[dict], used: np.ndarray, source: str,
+            add_categories: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(source ids, merged ids)``, sorted by source id, for an extra set whose boxes use the
+        category ids ``used``. A used category the base lacks is an error unless ``add_categories``."""
+        used_set = set(np.asarray(used).tolist())
+        mapping: dict[int, int] = {}
+        for c in categories:
+            name = str(c["name"])
+            if name not in self.by_name:
+                if int(c["id"]) not in used_set:
+                    continue
+                if not add_categories:
+                    raise AnnotationError(source, "categories", f"category {name!r} is not in the base set "
+                                          f"({', '.join(sorted(self.by_name)) or 'none'})",
+                                          hint="pass --add-categories to append it")
+                new_id = max([int(x["id"]) for x in self.categories], default=0) + 1
+                self.categories.append({**c, "id": new_id})
+                self.by_name[name] = new_id
+            mapping[int(c["id"])] = self.by_name[name]
+        src_ids = np.array(sorted(mapping), dtype=np.int64)
+        dst_ids = np.array([mapping[i] for i in src_ids], dtype=np.int64)
+        return src_ids, dst_ids
+
+
 def merge_tracksets(base: TrackSet, extras: Sequence[TrackSet], options: MergeOptions = MergeOptions()) -> TrackSet:
     """Return ``base`` followed by every extra set, with ids offset and categories matched by name."""
     prefixes = options.prefixes
-    if len(prefixes) not in (0, 1, len(extras)):
-        raise UsageError(f"give one --prefix for all extra sets or one per extra set "
-                         f"({len(extras)}), not {len(prefixes)}")
-    categories = [dict(c) for c in base.categories]
-    by_name = {str(c["name"]): int(c["id"]) for c in categories}
-    if len(by_name) != len(categories):
-        raise AnnotationError(base.source, "categories", "two categories share a name; cannot match by name")
+    check_prefixes(len(extras), prefixes)
+    cats = CategoryMerge(base.categories, base.source)
 
     vid_ids = [_ids_or_renumber(base.videos.id)]
     img_ids = [_ids_or_renumber(base.frames.id)]
@@ -81,25 +135,8 @@ def merge_tracksets(base: TrackSet, extras: Sequence[TrackSet], options: MergeOp
 
     for e, ts in enumerate(extras):
         ts = subsample_videos(ts, options.ratio, options.max_videos, options.seed + e)
-        prefix = prefixes[0] if len(prefixes) == 1 else (prefixes[e] if prefixes else "")
-        # categories by name
-        mapping: dict[int, int] = {}
-        for c in ts.categories:
-            name = str(c["name"])
-            if name not in by_name:
-                used = np.isin(ts.boxes.category, [int(c["id"])]).any()
-                if not used:
-                    continue
-                if not options.add_categories:
-                    raise AnnotationError(ts.source, "categories", f"category {name!r} is not in the base set "
-                                          f"({', '.join(sorted(by_name)) or 'none'})",
-                                          hint="pass --add-categories to append it")
-                new_id = max([int(x["id"]) for x in categories], default=0) + 1
-                categories.append({**c, "id": new_id})
-                by_name[name] = new_id
-            mapping[int(c["id"])] = by_name[name]
-        src_ids = np.array(sorted(mapping), dtype=np.int64)
-        dst_ids = np.array([mapping[i] for i in src_ids], dtype=np.int64)
+        prefix = prefix_for(prefixes, e)
+        src_ids, dst_ids = cats.add(ts.categories, np.unique(ts.boxes.category), ts.source, options.add_categories)
         cat = dst_ids[np.searchsorted(src_ids, ts.boxes.category)] if ts.num_boxes else ts.boxes.category
         cat_cols.append(cat)
 
@@ -109,9 +146,8 @@ def merge_tracksets(base: TrackSet, extras: Sequence[TrackSet], options: MergeOp
         t = ts.boxes.track
         t_rank = np.unique(t, return_inverse=True)[1].astype(np.int64) if t.size else t
         tracks.append(t_rank + top(tracks) + 1)
-        videos.append(replace(ts.videos, name=np.array([_join(prefix, str(n)) for n in ts.videos.name], dtype=object)))
-        frames.append(replace(ts.frames, file_name=np.array([_join(prefix, str(n)) for n in ts.frames.file_name],
-                                                            dtype=object)))
+        videos.append(replace(ts.videos, name=prefixed(prefix, ts.videos.name)))
+        frames.append(replace(ts.frames, file_name=prefixed(prefix, ts.frames.file_name)))
         boxes.append(ts.boxes)
         warnings.extend(f"{ts.source}: {w}" for w in ts.warnings)
 
@@ -127,7 +163,7 @@ def merge_tracksets(base: TrackSet, extras: Sequence[TrackSet], options: MergeOp
     merged_b.track = np.concatenate(tracks)
     merged_b.category = np.concatenate(cat_cols)
     merged_b.frame = np.concatenate([b.frame + f_off[i] for i, b in enumerate(boxes)])
-    out = TrackSet(videos=merged_v, frames=merged_f, boxes=merged_b, categories=categories,
+    out = TrackSet(videos=merged_v, frames=merged_f, boxes=merged_b, categories=cats.categories,
                    meta=dict(base.meta), source=base.source, source_format=base.source_format,
                    warnings=warnings, style=dict(base.style))
     _check_unique(out)
@@ -138,11 +174,18 @@ def _check_unique(ts: TrackSet) -> None:
     for what, ids in (("video", ts.videos.id), ("image", ts.frames.id), ("annotation", ts.boxes.id)):
         if np.unique(ids).size != ids.size:
             raise OutputError(f"merge produced duplicate {what} ids (a bug: please report it)")
-    names = ts.videos.name
-    if len(set(names.tolist())) != len(names):
-        dup = next(n for n in names.tolist() if list(names).count(n) > 1)
-        raise OutputError(f"two videos would be named {dup!r}; give the extra sets a --prefix")
-    files = ts.frames.file_name
-    if len(set(files.tolist())) != len(files):
-        raise OutputError("two images would share a file name; give the extra sets a --prefix")
+    check_names(ts.videos.name, ts.frames.file_name)
     ts.check()
+
+
+def check_names(video_names: np.ndarray, file_names: np.ndarray) -> None:
+    """Two videos with one name, or two images with one file name, cannot be told apart."""
+    names = video_names.tolist()
+    if len(set(names)) != len(names):
+        seen: set = set()
+        dups = {n for n in names if n in seen or seen.add(n)}
+        dup = next(n for n in names if n in dups)
+        raise OutputError(f"two videos would be named {dup!r}; give the extra sets a --prefix")
+    files = file_names.tolist()
+    if len(set(files)) != len(files):
+        raise OutputError("two images would share a file name; give the extra sets a --prefix")
