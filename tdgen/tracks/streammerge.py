@@ -41,6 +41,7 @@ from typing import Any, BinaryIO, Iterator, Sequence
 import numpy as np
 import orjson
 
+from .cocovid import _shared_between_videos as _reader_shared_between_videos
 from .cocovid_write import FLAVORS, CocovidDoc, _arrow, _digits, _ids_or_renumber, _ndigits, atomic_stream
 from .errors import AnnotationError, OutputError
 from .merge import (CategoryMerge, MergeOptions, check_names, check_prefixes, merge_tracksets, prefix_for,
@@ -832,18 +833,7 @@ def _shared_between_videos(track: np.ndarray, video: np.ndarray) -> bool:
     order = np.argsort(lo_v, kind="stable")
     if np.all(hi_v[order][:-1] < lo_v[order][1:]):
         return False
-    lo_t, hi_t = int(track.min()), int(track.max())
-    if hi_t - lo_t < 8 * track.size + 1024:
-        k = track - lo_t
-        lo = np.full(hi_t - lo_t + 1, np.iinfo(np.int64).max)
-        hi = np.full(hi_t - lo_t + 1, -1)
-        np.minimum.at(lo, k, video)
-        np.maximum.at(hi, k, video)
-        used = hi >= 0
-        return bool((lo[used] != hi[used]).any())
-    o = np.argsort(track, kind="stable")
-    ts_, vs_ = track[o], video[o]
-    return bool(((ts_[1:] == ts_[:-1]) & (vs_[1:] != vs_[:-1])).any())
+    return _reader_shared_between_videos(track, video)  # the reader's exact check
 
 
 def _equal_where(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> bool:
