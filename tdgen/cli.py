@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .sizes import parse_wh
-from .tracks.errors import TdgenError, UsageError
+from .errors import TdgenError, UsageError
 
 try:  # recent Typer releases carry their own copy of Click: its usage errors are these classes
     from typer._click import exceptions as _click_errors
@@ -225,7 +225,7 @@ def _read(path: Path, fmt: InputFormat, drop_invalid: bool = False):
 
 
 def _check_output(path: Path, overwrite: bool) -> None:
-    from .tracks.errors import OutputError
+    from .errors import OutputError
 
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists (pass --overwrite to replace it)")
@@ -675,16 +675,10 @@ def synth(
         from .modeldir import default_model
 
         model = default_model()
-    if device is None:
-        import torch
+    from .launch import default_dtype, pick_device
 
-        if torch.cuda.is_available():
-            import os
-
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        else:
-            device = "cpu"
-    dtype = dtype or ("fp16" if device.startswith("cuda") else "fp32")
+    device = pick_device(device)
+    dtype = default_dtype(device, dtype)
     state: dict = {}
 
     def make_generator():

@@ -35,7 +35,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .atomic import atomic_directory, atomic_write_text
-from .tracks.errors import TdgenError
+from .errors import TdgenError
 
 __all__ = [
     "COMPONENTS",

@@ -50,7 +50,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from tdgen.model.unet import TrackDiffusionUNet
 from tdgen.tracks.clips import Clip, collate
-from tdgen.tracks.errors import UsageError
+from .errors import UsageError
 
 __all__ = [
     "TrackDiffusionPipeline",
@@ -69,7 +69,7 @@ TDGEN_CONFIG_NAME = "tdgen.json"
 class PipelineInputError(UsageError, ValueError):
     """Bad arguments to the pipeline (a size not a multiple of 8, mismatched lengths, ...).
 
-    A :class:`~tdgen.tracks.errors.UsageError` (exit 2 in the CLI) and a ``ValueError``.
+    A :class:`~tdgen.errors.UsageError` (exit 2 in the CLI) and a ``ValueError``.
     """
 
 

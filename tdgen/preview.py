@@ -38,7 +38,7 @@ import numpy as np
 
 from .atomic import atomic_write_bytes
 from .sizes import parse_wh
-from .tracks.errors import AnnotationError, OutputError, TdgenError, UsageError
+from .errors import AnnotationError, OutputError, TdgenError, UsageError
 from .tracks.trackset import TrackSet
 
 __all__ = [

@@ -35,7 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from .tracks.errors import AnnotationError, UsageError
+from .errors import AnnotationError, UsageError
 
 if TYPE_CHECKING:
     from .tracks.clips import Clip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .tracks.errors import UsageError
+from .errors import UsageError
 
 __all__ = ["parse_wh"]
 

@@ -25,7 +25,7 @@ from tdgen.preview import (  # noqa: E402
     sheet_shape,
     track_color,
 )
-from tdgen.tracks.errors import AnnotationError, UsageError  # noqa: E402
+from tdgen.errors import AnnotationError, UsageError  # noqa: E402
 from tdgen.tracks.io import read_tracks  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "data" / "realdata" / "mmtracking" / "demo_cocovid_data_ann_vid.json"

@@ -11,7 +11,7 @@ import pytest
 
 from tdgen.prompts import PromptTemplate, category_text, load_captions, make_prompt, parse_template
 from tdgen.tracks.clips import ClipSpec, plan_clips
-from tdgen.tracks.errors import AnnotationError, UsageError
+from tdgen.errors import AnnotationError, UsageError
 from tdgen.tracks.io import read_tracks
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..tracks.errors import AnnotationError, UsageError
+from ..errors import AnnotationError, UsageError
 from .detect import detect_shapes, estimate_background
 from .metrics import (
     HotaCounts,

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ..sizes import parse_wh
-from ..tracks.errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["shapes_command", "parse_size"]
 

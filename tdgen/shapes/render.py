@@ -40,7 +40,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_directory
-from ..tracks.errors import OutputError, UsageError
+from ..errors import OutputError, UsageError
 from ..tracks.trackset import Boxes, Frames, TrackSet, Videos
 
 __all__ = [

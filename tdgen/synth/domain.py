@@ -16,7 +16,7 @@ from typing import Iterable, Literal, Sequence
 
 from ..modeldir import ModelDomain, bundled_model_dir
 from ..sizes import parse_wh
-from ..tracks.errors import UsageError
+from ..errors import UsageError
 
 __all__ = [
     "ASPECT_TOLERANCE",

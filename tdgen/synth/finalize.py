@@ -31,7 +31,7 @@ import numpy as np
 
 from ..atomic import atomic_directory, atomic_write_bytes, write_bytes_named
 from ..tracks.cocovid import write_cocovid
-from ..tracks.errors import AnnotationError, OutputError, UsageError
+from ..errors import AnnotationError, OutputError, UsageError
 from ..tracks.trackset import Boxes, Frames, TrackSet, Videos
 from .outputs import LOCK_NAME, SynthDir
 

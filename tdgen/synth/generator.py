@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from ..tracks.clips import Clip
-from ..tracks.errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["PipelineGenerator", "check_generator_flags"]
 

@@ -53,7 +53,7 @@ import numpy as np
 import orjson
 
 from ..atomic import atomic_write_bytes, is_temp_name, named_os_error, remove_temp_files, write_bytes_named
-from ..tracks.errors import OutputError
+from ..errors import OutputError
 
 __all__ = ["INFO_KEYS", "LOCK_NAME", "SynthDir", "encode_image", "settings_match"]
 

@@ -24,7 +24,8 @@ from ..prompts import load_captions as _load_captions
 from ..prompts import make_prompt
 from ..tracks.classes import MOT_IGNORE_CLASSES, ClassFilter, classes_except, is_mot_categories
 from ..tracks.clips import Clip, ClipSpec, clip_seed, plan_clips, select_clips, stable_shard
-from ..tracks.errors import UsageError
+from ..errors import UsageError
+from ..launch import current_launch
 from ..tracks.io import read_tracks
 from ..tracks.trackset import TrackSet
 from .finalize import finalize
@@ -179,12 +180,7 @@ def _check_shard(shard: tuple[int, int], source: str) -> None:
 
 def shard_from_env() -> tuple[int, int] | None:
     """(rank, world size) when launched by ``torchrun`` or ``accelerate launch`` with > 1 process."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return None
-    return (rank, world) if world > 1 else None
+    return current_launch().shard
 
 
 def _file_digest(path: Path) -> str:

@@ -5,7 +5,7 @@ Imports no torch, so ``inspect``, ``convert`` and ``merge`` start fast on any ma
 
 from .clips import Clip, ClipSpec, clip_seed, collate, plan_clips, select_clips, stable_shard
 from .cocovid import read_cocovid, write_cocovid
-from .errors import AnnotationError, FormatError, OutputError, TdgenError, UsageError
+from ..errors import AnnotationError, FormatError, OutputError, TdgenError, UsageError
 from .io import detect_format, read_tracks
 from .merge import MergeOptions, merge_tracksets
 from .mot import half_split, read_mot, write_mot

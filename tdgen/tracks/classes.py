@@ -29,7 +29,7 @@ from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 from .trackset import TrackSet
 
 __all__ = [

@@ -33,7 +33,7 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-from tdgen.tracks.errors import AnnotationError, UsageError
+from ..errors import AnnotationError, UsageError
 from tdgen.tracks.trackset import TrackSet
 
 __all__ = [

@@ -26,7 +26,7 @@ import orjson
 
 from .. import __version__
 from ..atomic import atomic_write_bytes
-from .errors import AnnotationError, FormatError
+from ..errors import AnnotationError, FormatError
 from .io import open_regular_file
 from .jsonscan import SAFE_INT, STREAMED, JSONError, first_invalid_utf8, scan_top_level
 from .trackset import Boxes, Frames, TrackSet, Videos
@@ -919,7 +919,7 @@ def write_cocovid(ts: TrackSet, path: str | Path, flavor: Flavor | None = None, 
 
     if not indent:
         return write_cocovid_stream(ts, path, flavor, info=info)
-    from .errors import OutputError
+    from ..errors import OutputError
 
     doc = cocovid_dict(ts, flavor, info=info)
     for key in ("videos", "images", "annotations"):

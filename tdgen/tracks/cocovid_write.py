@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - not on Windows: plain buffered writes 
 
 from .. import __version__
 from ..atomic import named_os_error
-from .errors import OutputError
+from ..errors import OutputError
 from .trackset import TrackSet
 
 __all__ = ["CocovidDoc", "atomic_stream", "write_cocovid_stream", "FLAVORS"]

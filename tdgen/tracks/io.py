@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from .errors import AnnotationError, FormatError
+from ..errors import AnnotationError, FormatError
 from .trackset import TrackSet
 
 __all__ = ["read_tracks", "detect_format", "FORMATS", "check_regular_file", "open_regular_file",

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from .cocovid_write import _ids_or_renumber
-from .errors import AnnotationError, OutputError, UsageError
+from ..errors import AnnotationError, OutputError, UsageError
 from .trackset import Boxes, Frames, TrackSet, Videos
 
 __all__ = ["MergeOptions", "merge_tracksets", "subsample_videos", "subsample_rows", "CategoryMerge"]

@@ -50,7 +50,7 @@ from typing import Literal
 import numpy as np
 
 from tdgen.atomic import atomic_directory, atomic_write_text
-from tdgen.tracks.errors import AnnotationError, FormatError, OutputError, UsageError
+from ..errors import AnnotationError, FormatError, OutputError, UsageError
 from tdgen.tracks.io import read_regular_file
 from tdgen.tracks.trackset import Boxes, Frames, TrackSet, Videos
 

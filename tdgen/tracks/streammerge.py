@@ -43,7 +43,7 @@ import orjson
 
 from .cocovid import _shared_between_videos as _reader_shared_between_videos
 from .cocovid_write import FLAVORS, CocovidDoc, _arrow, _digits, _ids_or_renumber, _ndigits, atomic_stream
-from .errors import AnnotationError, OutputError
+from ..errors import AnnotationError, OutputError
 from .merge import (CategoryMerge, MergeOptions, check_names, check_prefixes, merge_tracksets, prefix_for,
                     prefixed, subsample_rows)
 from .trackset import Frames, TrackSet, Videos

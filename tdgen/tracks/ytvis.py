@@ -30,7 +30,7 @@ import numpy as np
 import orjson
 
 from tdgen.atomic import atomic_write_bytes
-from tdgen.tracks.errors import AnnotationError, FormatError, OutputError
+from ..errors import AnnotationError, FormatError, OutputError
 from tdgen.tracks.io import read_regular_file
 from tdgen.tracks.jsonscan import JSONError, load_json
 from tdgen.tracks.mot import MAX_ABS_VALUE, MAX_IMAGE_SIDE

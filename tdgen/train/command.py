@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 
 from ..sizes import parse_wh
-from ..tracks.errors import UsageError
+from ..errors import UsageError
+from ..launch import current_launch
 
 __all__ = ["train_command", "parse_resolution"]
 
@@ -143,15 +144,13 @@ def train_command(
     )
     config.check()
 
-    import os
-
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
     progress = Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), disable=as_json or int(os.environ.get("RANK", "0") or 0) > 0,
+                        console=Console(stderr=True), disable=as_json or not current_launch().is_main,
                         transient=False)
     tasks: dict[str, int] = {}
 

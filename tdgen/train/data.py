@@ -40,7 +40,7 @@ import torch
 
 from ..prompts import PromptTemplate, load_captions, make_prompt, parse_template
 from ..tracks.clips import Clip, ClipSpec, plan_clips
-from ..tracks.errors import AnnotationError, UsageError
+from ..errors import AnnotationError, UsageError
 from ..tracks.io import read_tracks
 from ..tracks.trackset import TrackSet
 

@@ -59,7 +59,8 @@ import numpy as np
 import torch
 
 from ..prompts import load_captions, parse_template
-from ..tracks.errors import TdgenError, UsageError
+from ..errors import TdgenError, UsageError
+from ..launch import current_launch
 from .data import (
     ClipDataset,
     ClipOrder,
@@ -704,7 +705,7 @@ def _reset_single_process_accelerate_state() -> None:
     """Let several :func:`train` calls in one (non-distributed) process use different settings:
     accelerate keeps its state in process-wide singletons that refuse a second ``mixed_precision``."""
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if distributed or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if distributed or current_launch().launched:
         return
     try:
         from accelerate.state import AcceleratorState, GradientState
@@ -756,7 +757,7 @@ def train(config: TrainConfig, progress: Callable[[dict[str, Any]], None] | None
         raise UsageError("--mixed-precision fp16 needs a GPU; on the CPU use no (bf16 runs but is much slower)")
     _reset_single_process_accelerate_state()
     # accelerate only sets up multi-process CPU training (gloo) when told cpu=True.
-    launched = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    launched = current_launch().launched
     accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
                               cpu=config.cpu or (launched and not torch.cuda.is_available()))
     main = accelerator.is_main_process

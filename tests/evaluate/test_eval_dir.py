@@ -19,7 +19,7 @@ from tdgen.evaluate.evaluate import DEFAULT_MIN_VISIBILITY, evaluate_dir, resolv
 from tdgen.shapes import render_shapes, render_video  # noqa: E402
 from tdgen.shapes.render import TRACK_STRIDE  # noqa: E402
 from tdgen.tracks.cocovid import write_cocovid  # noqa: E402
-from tdgen.tracks.errors import AnnotationError  # noqa: E402
+from tdgen.errors import AnnotationError  # noqa: E402
 from tdgen.tracks.io import read_tracks  # noqa: E402
 
 METRICS = ("gt", "ignored", "det", "tp", "fp", "fn", "recall", "precision", "mean_iou", "identity_consistency",

@@ -12,7 +12,7 @@ pytest.importorskip("cv2")
 
 from tdgen.cli import handle_errors  # noqa: E402
 from tdgen.shapes.command import parse_size, shapes_command  # noqa: E402
-from tdgen.tracks.errors import UsageError  # noqa: E402
+from tdgen.errors import UsageError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ cv2 = pytest.importorskip("cv2")
 
 from tdgen.shapes import CATEGORIES, render_shapes, render_video, shape_mask  # noqa: E402
 from tdgen.shapes.render import MIN_BOX_SIDE, MIN_INFRAME_FRACTION, TRACK_STRIDE  # noqa: E402
-from tdgen.tracks.errors import OutputError, UsageError  # noqa: E402
+from tdgen.errors import OutputError, UsageError  # noqa: E402
 from tdgen.tracks.io import read_tracks  # noqa: E402
 
 

@@ -20,7 +20,7 @@ import tdgen.synth.generator
 from tdgen.atomic import atomic_write_bytes
 from tdgen.cli import app
 from tdgen.synth import SynthDir, SynthOptions, finalize, run_synth
-from tdgen.tracks.errors import OutputError, UsageError
+from tdgen.errors import OutputError, UsageError
 
 from fakegen import FakeGenerator
 from make_mot import write_mot_split
@@ -208,7 +208,7 @@ def test_leftovers_of_a_killed_finalize_are_removed(mot_split, tmp_path):
 
 
 def test_a_damaged_fragment_or_record_is_one_line_naming_it_and_nothing_is_written(mot_split, tmp_path):
-    from tdgen.tracks.errors import AnnotationError
+    from tdgen.errors import AnnotationError
 
     out = tmp_path / "synth"
     run_synth(_opts(mot_split, out), FakeGenerator)

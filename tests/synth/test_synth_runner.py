@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tdgen.synth import SynthOptions, finalize, run_synth
-from tdgen.tracks.errors import OutputError
+from tdgen.errors import OutputError
 from tdgen.tracks.mot import read_mot
 
 from fakegen import FakeGenerator

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from tdgen.cli import app
 from tdgen.tracks.classes import ClassFilter, classes_except, is_mot_categories, map_categories, parse_class_list
-from tdgen.tracks.errors import UsageError
+from tdgen.errors import UsageError
 from tdgen.tracks.mot import MOT_CLASSES, detector_copy_groups, read_mot
 
 W, H = 640, 480

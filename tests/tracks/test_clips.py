@@ -22,7 +22,7 @@ from tdgen.tracks.clips import (
     stable_shard,
     training_targets,
 )
-from tdgen.tracks.errors import AnnotationError, UsageError
+from tdgen.errors import AnnotationError, UsageError
 
 
 def box(video, frame, track, x=10, y=10, w=20, h=20, cat=1):

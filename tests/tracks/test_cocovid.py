@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tdgen.tracks.cocovid import cocovid_dict, parse_cocovid, read_cocovid, write_cocovid
-from tdgen.tracks.errors import AnnotationError
+from tdgen.errors import AnnotationError
 
 REAL = Path(__file__).parent.parent / "data" / "realdata" / "mmtracking"
 

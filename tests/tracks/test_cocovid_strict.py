@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from tdgen.tracks import arrowjson
 from tdgen.tracks import io as tio
 from tdgen.tracks.cocovid import cocovid_dict, parse_cocovid, read_cocovid
-from tdgen.tracks.errors import AnnotationError
+from tdgen.errors import AnnotationError
 from tdgen.tracks.jsonscan import first_invalid_utf8
 
 # an integer past float64's exact range, or an overflowed cast, must never print a numpy warning

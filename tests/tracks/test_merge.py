@@ -15,7 +15,7 @@ import pytest
 from tdgen.tracks import streammerge as sm
 from tdgen.tracks.cocovid import cocovid_dict, parse_cocovid, read_cocovid, write_cocovid
 from tdgen.tracks.cocovid_write import CocovidDoc, atomic_stream
-from tdgen.tracks.errors import AnnotationError, OutputError, UsageError
+from tdgen.errors import AnnotationError, OutputError, UsageError
 from tdgen.tracks.merge import MergeOptions, merge_tracksets
 from tdgen.tracks.streammerge import merge_files
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tdgen.tracks.errors import AnnotationError, OutputError, UsageError
+from tdgen.errors import AnnotationError, OutputError, UsageError
 from tdgen.tracks.mot import MOT_CATEGORIES, half_split, looks_like_mot, read_mot, write_mot
 from tdgen.tracks.trackset import TrackSet
 

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tdgen.tracks.errors import AnnotationError, FormatError, OutputError
+from tdgen.errors import AnnotationError, FormatError, OutputError
 from tdgen.tracks.ytvis import looks_like_ytvis, read_ytvis, write_ytvis, ytvis_from_dict, ytvis_to_dict
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tdgen.tracks.errors import AnnotationError, UsageError
+from tdgen.errors import AnnotationError, UsageError
 from tdgen.train.data import (
     ClipDataset,
     ClipOrder,

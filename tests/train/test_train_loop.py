@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from tdgen.modeldir import load_pipeline
 from tdgen.tracks.clips import ClipSpec, plan_clips
-from tdgen.tracks.errors import UsageError
+from tdgen.errors import UsageError
 from tdgen.tracks.io import read_tracks
 from tdgen.train.loop import TrainConfig, is_trainable, latest_checkpoint, train
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tdgen.model import TrackDiffusionUNet, key_group, tiny_config
-from tdgen.tracks.errors import UsageError
+from tdgen.errors import UsageError
 from tdgen.train.loop import (
     EMA,
     STAGE_GROUPS,
