@@ -36,11 +36,9 @@ Timings of the last call are in :attr:`TrackDiffusionPipeline.last_timings`.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import time
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np

@@ -9,7 +9,6 @@ from pathlib import Path
 import typer
 
 from ..sizes import parse_wh
-from ..errors import UsageError
 
 __all__ = ["shapes_command", "parse_size"]
 

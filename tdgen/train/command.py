@@ -11,7 +11,6 @@ from typing import Optional
 import typer
 
 from ..sizes import parse_wh
-from ..errors import UsageError
 from ..launch import current_launch
 
 __all__ = ["train_command", "parse_resolution"]
