@@ -49,6 +49,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from tdgen.model.unet import TrackDiffusionUNet
 from tdgen.tracks.clips import Clip, collate
 from .errors import UsageError
+from .schedulers import sampling_scheduler
 
 __all__ = [
     "TrackDiffusionPipeline",
@@ -72,21 +73,9 @@ class PipelineInputError(UsageError, ValueError):
 
 
 def default_scheduler(config: Mapping[str, Any] | None = None) -> DPMSolverMultistepScheduler:
-    """DPM-Solver++ 2M (deterministic multistep). ``config`` (another scheduler's config) supplies
-    the training noise schedule; without it: 1000 steps, scaled_linear 0.00085-0.012, epsilon."""
-    base: dict[str, Any] = {
-        "num_train_timesteps": 1000,
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
-        "prediction_type": "epsilon",
-    }
-    if config is not None:
-        for key in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
-                    "prediction_type", "timestep_spacing", "steps_offset"):
-            if key in config and config[key] is not None:
-                base[key] = config[key]
-    return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, **base)
+    """DPM-Solver++ 2M (deterministic multistep) on the noise schedule of ``config`` (another
+    scheduler's config; :func:`tdgen.schedulers.noise_schedule` says which keys and defaults)."""
+    return sampling_scheduler(config)
 
 
 def _sync(device: torch.device) -> None:

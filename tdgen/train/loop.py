@@ -61,6 +61,7 @@ import torch
 from ..prompts import load_captions, parse_template
 from ..errors import TdgenError, UsageError
 from ..launch import current_launch
+from ..schedulers import training_scheduler
 from .data import (
     ClipDataset,
     ClipOrder,
@@ -394,20 +395,9 @@ def apply_condition_dropout(prompts: Sequence[str], masks: torch.Tensor, drop_te
 
 
 def noise_scheduler_from(config: Mapping[str, Any] | None):
-    """A :class:`diffusers.DDPMScheduler` with the training noise schedule of a scheduler config
-    (SD-1.x defaults for keys it lacks: 1000 steps, scaled_linear 0.00085-0.012, epsilon)."""
-    from diffusers import DDPMScheduler
-
-    kw: dict[str, Any] = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-                          "beta_schedule": "scaled_linear", "prediction_type": "epsilon"}
-    for key in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
-                "prediction_type", "steps_offset", "timestep_spacing", "rescale_betas_zero_snr"):
-        if config is not None and config.get(key) is not None:
-            kw[key] = config[key]
-    if kw["prediction_type"] not in ("epsilon", "v_prediction", "sample"):
-        raise UsageError(f"the model's scheduler predicts {kw['prediction_type']!r}; training supports "
-                         "epsilon, v_prediction and sample")
-    return DDPMScheduler(**kw)
+    """A :class:`diffusers.DDPMScheduler` with the noise schedule of a scheduler config, the same
+    one sampling uses (:func:`tdgen.schedulers.noise_schedule`)."""
+    return training_scheduler(config)
 
 
 def set_gates(unet: torch.nn.Module, value: float) -> int:
