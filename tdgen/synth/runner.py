@@ -9,31 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import signal
 import time
-import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from ..prompts import load_captions as _load_captions
 from ..prompts import make_prompt
-from ..tracks.classes import MOT_IGNORE_CLASSES, ClassFilter, classes_except, is_mot_categories
-from ..tracks.clips import Clip, ClipSpec, clip_seed, plan_clips, select_clips, stable_shard
-from ..errors import UsageError
-from ..launch import current_launch
-from ..tracks.io import read_tracks
-from ..tracks.trackset import TrackSet
+from ..tracks.clips import Clip, stable_shard
 from .finalize import finalize
+from .options import (MAX_STEPS, SynthOptions, SynthWarning, options_with_model, parse_shard, run_shard,
+                      shard_from_env, validate_options)
 from .outputs import SynthDir, encode_image
+from .plan import SynthPlan, clip_size, plan_line, plan_lines, plan_only, plan_synth, summarize_plan, target_filter
 
-__all__ = ["SynthOptions", "Generator", "run_synth", "plan_synth", "summarize_plan", "plan_only", "plan_line",
-           "plan_lines", "shard_from_env", "parse_shard", "make_prompt", "validate_options", "MAX_STEPS"]
-
-MAX_STEPS = 1000  # the schedulers' training timesteps: more sampler steps than that cannot be taken
+__all__ = ["SynthOptions", "SynthWarning", "Generator", "run_synth", "plan_synth", "summarize_plan", "plan_only",
+           "plan_line", "plan_lines", "shard_from_env", "parse_shard", "make_prompt", "validate_options",
+           "options_with_model", "target_filter", "MAX_STEPS"]
 
 
 class Generator(Protocol):
@@ -46,140 +40,6 @@ class Generator(Protocol):
 
     def __call__(self, clips: Sequence[Clip], prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
         """(B, F, H, W, 3) uint8 RGB frames."""
-
-
-@dataclass
-class SynthOptions:
-    ann: Path
-    out: Path
-    frames: int = 16
-    stride: int | None = None
-    step: int = 1
-    slots: int = 20
-    overflow: str = "longest"
-    min_tracks: int = 1
-    videos: tuple[str, ...] = ()
-    max_clips: int | None = None
-    seed: int = 0
-    batch_size: int = 4
-    steps: int = 50
-    guidance: float = 5.0
-    guidance_kind: str = "cfg"
-    prompt_template: str = "a video of {categories}"
-    captions: Path | None = None
-    out_size: tuple[int, int] | Literal["source"] | None = None  # (W, H), or each source video's own size
-    image_format: str = "png"
-    quality: int = 95
-    flavor: str = "mmdet"
-    mot: bool = False
-    preview: bool = False
-    overwrite: bool = False
-    shard: tuple[int, int] | None = None  # (k, n)
-    drop_boxes: bool = False  # ablation: generate with every box dropped
-    classes: tuple[str, ...] | None = None  # categories to generate (default: the training targets)
-    min_conf: float | None = None  # boxes below this conf are not generated (default: 1 for MOT data)
-
-
-class SynthWarning(UserWarning):
-    """Something the user should know about a synth plan (shown as one ``warning:`` line)."""
-
-
-def target_filter(opts: SynthOptions, ts: TrackSet) -> ClassFilter:
-    """Which boxes ``synth`` generates: the training targets.
-
-    For MOT ground truth the default is the target classes with conf 1 (every class but the
-    people a tracker is never scored on: static, on a vehicle, distractors, reflections, crowds;
-    and never a conf-0 ignore row), so those take no slot and no prompt word; the ByteTrack
-    flavour keeps pedestrians only, as ByteTrack's converter. Other sources keep everything.
-    ``--classes``/``--min-conf`` replace the defaults. Boxes that are not generated are left out of
-    the output annotations.
-    """
-    f = ClassFilter.for_flavor(opts.flavor, ts.source_format, ts.categories)
-    if ts.source_format == "mot" or is_mot_categories(ts.categories):
-        if opts.flavor != "bytetrack":
-            f = ClassFilter(classes=classes_except(ts.categories, [n for n in MOT_IGNORE_CLASSES
-                                                                   if any(c["name"] == n for c in ts.categories)]),
-                            min_conf=1.0, ignore_as="drop", origin="the MOT training targets")
-        f = replace(f, renumber=False)  # synth keeps the source's category ids
-    f = f.with_options(classes=opts.classes, min_conf=opts.min_conf)
-    return f.check(ts.categories)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"K/N"`` -> (K, N) with 0 <= K < N."""
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
-    if n < 1 or not 0 <= k < n:
-        raise UsageError(f"--shard {text}: need 0 <= K < N")
-    return k, n
-
-
-def _int_in(flag: str, value: Any, lo: int, hi: int | None = None, hi_text: str | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise UsageError(f"{flag} must be an integer, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        want = f"in {lo}..{hi_text or hi}" if hi is not None else f"at least {lo}"
-        raise UsageError(f"{flag} {value}: must be {want}")
-
-
-def validate_options(opts: SynthOptions) -> None:
-    """Refuse bad settings with a one-line :class:`UsageError` naming the flag.
-
-    Called before anything is read, loaded or written, so a refused command leaves no trace and
-    the corrected one just works.
-    """
-    _int_in("--frames", opts.frames, 1)
-    if opts.stride is not None:
-        _int_in("--stride", opts.stride, 1)
-    _int_in("--step", opts.step, 1)
-    _int_in("--slots", opts.slots, 1)
-    if opts.overflow not in ("longest", "largest", "split"):
-        raise UsageError(f"--overflow must be longest, largest or split, got {opts.overflow!r}")
-    _int_in("--min-tracks", opts.min_tracks, 0)
-    if opts.max_clips is not None:
-        _int_in("--max-clips", opts.max_clips, 1)
-    _int_in("--seed", opts.seed, 0, (1 << 63) - 1, "2**63-1")
-    _int_in("--batch-size", opts.batch_size, 1)
-    if opts.min_conf is not None and (isinstance(opts.min_conf, bool) or not math.isfinite(opts.min_conf)):
-        raise UsageError(f"--min-conf must be a finite number, got {opts.min_conf!r}")
-    _int_in("--steps", opts.steps, 1, MAX_STEPS)
-    g = opts.guidance
-    if isinstance(g, bool) or not isinstance(g, (int, float, np.floating)) or not math.isfinite(g) or g < 0:
-        raise UsageError(f"--cfg {g}: must be a finite number >= 0 (1 = no guidance)")
-    if opts.guidance_kind not in ("cfg", "rescaled"):
-        raise UsageError(f"--guidance-kind must be cfg or rescaled, got {opts.guidance_kind!r}")
-    if opts.image_format not in ("png", "jpg", "jpeg"):
-        raise UsageError(f"--image-format must be png or jpg, got {opts.image_format!r}")
-    # the value only matters for jpg, but an impossible one is a mistake whatever the format
-    _int_in("--quality", opts.quality, 1, 100)
-    if opts.flavor not in ("mmdet", "bytetrack"):
-        raise UsageError(f"--flavor must be mmdet or bytetrack, got {opts.flavor!r}")
-    if opts.out_size is not None and opts.out_size != "source":
-        if len(opts.out_size) != 2:
-            raise UsageError(f"--out-size must be (width, height), got {opts.out_size!r}")
-        for v in opts.out_size:
-            _int_in("--out-size", v, 8, 16384)
-    if opts.shard is not None:
-        _check_shard(opts.shard, "--shard")
-    if any(not isinstance(v, str) or not v for v in opts.videos):
-        raise UsageError("--videos: names must be non-empty")
-
-
-def _check_shard(shard: tuple[int, int], source: str) -> None:
-    try:
-        k, n = shard
-        ok = all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in (k, n)) and 0 <= k < n
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise UsageError(f"{source} {shard!r}: need 0 <= K < N")
-
-
-def shard_from_env() -> tuple[int, int] | None:
-    """(rank, world size) when launched by ``torchrun`` or ``accelerate launch`` with > 1 process."""
-    return current_launch().shard
 
 
 def _file_digest(path: Path) -> str:
@@ -195,160 +55,6 @@ def _file_digest(path: Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()[:16]
-
-
-@dataclass
-class SynthPlan:
-    ts: TrackSet
-    clips: list[Clip]  # every planned clip, all shards, in plan order
-    order: dict[str, int]
-    prompts: dict[str, str]
-    seeds: dict[str, int]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-def plan_synth(opts: SynthOptions) -> SynthPlan:
-    """Read the annotations and cut them into the clips to generate (all shards)."""
-    ts = read_tracks(opts.ann)
-    filt = target_filter(opts, ts)
-    if not filt.is_noop:
-        ts, report = filt.apply(ts)
-        if report.dropped or report.ignored:
-            warnings.warn(f"{opts.ann}: generating {filt.describe()}: {report.summary()}", SynthWarning,
-                          stacklevel=2)
-    spec = ClipSpec(frames=opts.frames, stride=opts.stride, step=opts.step, max_slots=opts.slots,
-                    overflow=opts.overflow, min_tracks=opts.min_tracks)
-    clips = plan_clips(ts, spec, videos=list(opts.videos) or None)
-    clips = select_clips(clips, opts.max_clips, opts.seed)
-    if not clips:
-        raise UsageError(f"{opts.ann}: no clip of {opts.frames} frames with at least {opts.min_tracks} track(s); "
-                         "try fewer --frames or --min-tracks 0")
-    captions = _load_captions(opts.captions)
-    prompts = {c.clip_id: make_prompt(c, opts.prompt_template, captions) for c in clips}
-    seeds = {c.clip_id: clip_seed(opts.seed, c.clip_id) for c in clips}
-    return SynthPlan(ts=ts, clips=clips, order={c.clip_id: i for i, c in enumerate(clips)}, prompts=prompts,
-                     seeds=seeds)
-
-
-# Rough bytes per pixel of an encoded frame, for the plan's size estimate only (generated frames are
-# smoother than photos; real sizes vary with content by a factor of about two either way).
-_BYTES_PER_PIXEL = {"png": 1.5, "jpg": 0.4}
-_SHOWN_IDS = 8  # dropped track ids named in the one-line summary (all are in --json and the manifest)
-
-
-def summarize_plan(plan: SynthPlan, opts: SynthOptions, *, shard: tuple[int, int] | None = None,
-                   size: tuple[int, int] | None = None) -> dict[str, Any]:
-    """What a plan will make, as a JSON-ready dict (nothing is read or written).
-
-    ``clips``, ``videos``, ``tracks_per_clip`` (min/median/max), ``dropped_tracks`` (tracks a
-    clip could not hold, total), ``dropped_targets`` (of those, training targets),
-    ``clips_with_drops``, ``dropped`` (clip id -> dropped source track ids, only clips that
-    dropped some), ``categories_used`` and ``source_sizes`` (what the clips use, for the
-    model-domain check), then for this ``shard`` (all clips when None): ``assigned_clips``,
-    ``frames_to_write`` and, with a known ``size`` (W, H), ``estimated_bytes`` (a rough guess).
-    """
-    from .domain import clip_inputs
-
-    clips = plan.clips
-    categories_used, source_sizes = clip_inputs(clips)
-    tracks = np.asarray([c.num_tracks for c in clips], dtype=np.int64)
-    dropped = {c.clip_id: [int(t) for t in c.dropped_track_ids] for c in clips if c.dropped_track_ids.size}
-    mine = [c for c in clips if shard is None or stable_shard(c.clip_id, shard[1]) == shard[0]]
-    frames = int(sum(c.num_frames for c in mine))
-    ext = "jpg" if opts.image_format in ("jpg", "jpeg") else "png"
-    estimate = None
-    if size is not None:
-        per_pixel = _BYTES_PER_PIXEL[ext] + (_BYTES_PER_PIXEL["jpg"] if opts.mot and ext == "png" else 0.0)
-        estimate = int(sum(c.num_frames * _clip_size(c, size)[0] * _clip_size(c, size)[1] for c in mine)
-                       * per_pixel)
-    return {
-        "clips": len(clips),
-        "videos": len({c.video for c in clips}),
-        "frames_per_clip": int(opts.frames),
-        "slots": int(opts.slots),
-        "overflow": opts.overflow,
-        "tracks_per_clip": {"min": int(tracks.min()), "median": float(np.median(tracks)), "max": int(tracks.max())}
-        if tracks.size else {"min": 0, "median": 0.0, "max": 0},
-        "dropped_tracks": int(sum(len(v) for v in dropped.values())),
-        "dropped_targets": int(sum(c.dropped_targets for c in clips)),
-        "clips_with_drops": len(dropped),
-        "dropped": dropped,
-        "shard": list(shard) if shard is not None else None,
-        "assigned_clips": len(mine),
-        "frames_to_write": frames,
-        "size": size if size is None or size == "source" else list(size),
-        "image_format": ext,
-        "mot": bool(opts.mot),
-        "estimated_bytes": estimate,
-        "categories_used": categories_used,
-        "source_sizes": [list(wh) for wh in source_sizes],
-    }
-
-
-def _dropped_text(summary: dict[str, Any]) -> str:
-    n = summary["dropped_tracks"]
-    if not n:
-        return "no track dropped"
-    named, shown = [], 0
-    for cid, ids in summary["dropped"].items():
-        if shown >= _SHOWN_IDS:
-            break
-        take = ids[:_SHOWN_IDS - shown]
-        named.append(f"{cid}: {' '.join(map(str, take))}" + (" ..." if len(take) < len(ids) else ""))
-        shown += len(take)
-    more = " ..." if len(named) < summary["clips_with_drops"] else ""
-    targets = summary["dropped_targets"]
-    return (f"{n} track(s) dropped ({targets} training target(s)) in {summary['clips_with_drops']} clip(s), more "
-            f"than --slots {summary['slots']} with --overflow {summary['overflow']}: {'; '.join(named)}{more}")
-
-
-def plan_line(summary: dict[str, Any]) -> str:
-    """The plan in one line (printed to stderr before generating)."""
-    t = summary["tracks_per_clip"]
-    return (f"plan: {summary['clips']} clip(s) of {summary['frames_per_clip']} frames from {summary['videos']} "
-            f"video(s), tracks per clip {t['min']}/{t['median']:g}/{t['max']} (min/median/max); "
-            f"{_dropped_text(summary)}")
-
-
-def _bytes_text(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
-def plan_lines(summary: dict[str, Any]) -> list[str]:
-    """The plan for ``--plan-only``: clips, tracks, drops, frames to write, output size."""
-    t = summary["tracks_per_clip"]
-    lines = [f"clips: {summary['clips']} of {summary['frames_per_clip']} frames from {summary['videos']} video(s), "
-             f"{summary['slots']} slots, --overflow {summary['overflow']}",
-             f"tracks per clip: min {t['min']}, median {t['median']:g}, max {t['max']}",
-             _dropped_text(summary)]
-    where = f" (shard {summary['shard'][0]}/{summary['shard'][1]}: {summary['assigned_clips']} clips)" \
-        if summary["shard"] else ""
-    size = summary["size"]
-    out = f"frames to write: {summary['frames_to_write']:,}{where}"
-    if size == "source":
-        out += f" at each source video's own size, {summary['image_format']}"
-    elif size:
-        out += f" at {size[0]}x{size[1]} {summary['image_format']}"
-        if summary["mot"] and summary["image_format"] == "png":
-            out += " (+ jpg copies in mot/)"
-        out += f", about {_bytes_text(summary['estimated_bytes'])}"
-    lines.append(out)
-    return lines
-
-
-def plan_only(opts: SynthOptions, *, resolution: tuple[int, int] | None = None) -> dict[str, Any]:
-    """The plan summary of a run with ``opts``, made without a model and without touching ``opts.out``.
-
-    ``resolution`` (W, H) is the model's, used when ``opts.out_size`` is not set.
-    """
-    validate_options(opts)
-    shard = opts.shard or shard_from_env()
-    if shard is not None:
-        _check_shard(shard, "--shard" if opts.shard else "RANK/WORLD_SIZE")
-    return summarize_plan(plan_synth(opts), opts, shard=shard, size=opts.out_size or resolution)
 
 
 def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[int, int]) -> dict[str, Any]:
@@ -424,15 +130,6 @@ def _fragment(clip: Clip, plan: SynthPlan, opts: SynthOptions, gen: Generator, s
     }
 
 
-def _clip_size(clip: Clip, size: tuple[int, int] | str) -> tuple[int, int]:
-    """The (W, H) a clip's frames are written at: ``size``, or with ``"source"`` its video's own."""
-    if size != "source":
-        return size  # type: ignore[return-value]
-    if clip.width <= 0 or clip.height <= 0:
-        raise UsageError(f"--out-size source: video {clip.video_name!r} has no known frame size; pass --out-size WxH")
-    return int(clip.width), int(clip.height)
-
-
 def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
 
@@ -494,9 +191,23 @@ class SynthResult:
     finalized: dict | None
     out: str
     plan: dict | None = None  # summarize_plan() of this run (clips, tracks, dropped tracks per clip)
+    frames: int = 0  # frames generated and written by this run
+    generate_seconds: float = 0.0  # time spent generating and writing them (model loading and planning excluded)
+
+    @property
+    def frames_per_s(self) -> float | None:
+        """Frames generated per second of generation (None when nothing was generated)."""
+        return self.frames / self.generate_seconds if self.frames and self.generate_seconds > 0 else None
+
+    @property
+    def clips_per_min(self) -> float | None:
+        return 60.0 * self.done / self.generate_seconds if self.done and self.generate_seconds > 0 else None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["frames_per_s"] = None if self.frames_per_s is None else round(self.frames_per_s, 3)
+        d["clips_per_min"] = None if self.clips_per_min is None else round(self.clips_per_min, 3)
+        return d
 
 
 def run_synth(
@@ -513,16 +224,15 @@ def run_synth(
     anything is written (the generator must expose the model id and hash for the settings
     record). The output directory is then held for this shard for the whole run (see
     :mod:`tdgen.synth.outputs`): another run on it is refused with the holder's PID.
-    ``progress(done, total, frames)`` is called after each batch; ``on_start(total,
+    ``progress(done, total, frames)`` is called after each clip is written (``frames``: frames
+    written by this run so far); ``on_start(total,
     already_done)`` once planning is done; ``on_plan(summary)`` just before, with
     :func:`summarize_plan`'s dict (dropped tracks included), once the directory is claimed: a
     refused run reports nothing but its error.
     """
     t0 = time.perf_counter()
     validate_options(opts)
-    shard = opts.shard or shard_from_env()
-    if shard is not None:
-        _check_shard(shard, "--shard" if opts.shard else "RANK/WORLD_SIZE")
+    shard = run_shard(opts)
     held = shard or (0, 1)
     sd = SynthDir(opts.out)
     sd.preflight(held, overwrite=opts.overwrite)  # fail before the model loads, creating nothing
@@ -540,18 +250,21 @@ def run_synth(
             on_plan(plan_summary)
         if on_start:
             on_start(len(mine), skipped)
-        done, failed, interrupted = _generate(sd, todo, plan, opts, gen, size, skipped, len(mine), progress)
+        tg = time.perf_counter()
+        done, frames, failed, interrupted = _generate(sd, todo, plan, opts, gen, size, skipped, len(mine), progress)
+        generate_seconds = time.perf_counter() - tg
         summary = finalize(opts.out, flavor=opts.flavor, mot=opts.mot, jpeg_quality=opts.quality) \
             if (done or skipped or not interrupted) else None
     return SynthResult(planned=len(plan.clips), assigned=len(mine), done=done, skipped=skipped, failed=failed,
                        seconds=round(time.perf_counter() - t0, 3), interrupted=interrupted, finalized=summary,
-                       out=str(opts.out), plan=plan_summary)
+                       out=str(opts.out), plan=plan_summary, frames=frames,
+                       generate_seconds=round(generate_seconds, 3))
 
 
 def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOptions, gen: Generator,
               size: tuple[int, int], skipped: int, total: int,
-              progress: Callable[[int, int, int], None] | None) -> tuple[int, list[str], bool]:
-    """Generate and write ``todo`` in batches: (clips written, clip ids failed, interrupted)."""
+              progress: Callable[[int, int, int], None] | None) -> tuple[int, int, list[str], bool]:
+    """Generate and write ``todo`` in batches: (clips written, frames written, clip ids failed, interrupted)."""
     ext = "jpg" if opts.image_format in ("jpg", "jpeg") else "png"
     done, failed, interrupted = 0, [], False
     frames_done = 0
@@ -570,11 +283,11 @@ def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOption
                     continue
                 per_clip = (time.perf_counter() - tb) / len(batch)
                 for clip, clip_frames in zip(batch, frames):
-                    clip_size = _clip_size(clip, size)
-                    clip_frames = _resize(np.asarray(clip_frames), clip_size)
+                    wh = clip_size(clip, size)
+                    clip_frames = _resize(np.asarray(clip_frames), wh)
                     names = [f"{i + 1:06d}.{ext}" for i in range(clip.num_frames)]
                     encoded = [encode_image(f, ext, opts.quality) for f in clip_frames]
-                    fragment = _fragment(clip, plan, opts, gen, clip_size, names, per_clip)
+                    fragment = _fragment(clip, plan, opts, gen, wh, names, per_clip)
                     intr.writing = True
                     try:
                         wrote = sd.write_clip(clip.clip_id, encoded, names, fragment)
@@ -585,12 +298,12 @@ def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOption
                             _write_preview(sd, clip, clip_frames, fragment)
                         done += 1
                         frames_done += clip.num_frames
+                        if progress:
+                            progress(skipped + done, total, frames_done)
                     intr.after_write()
-                if progress:
-                    progress(skipped + done, total, frames_done)
         except KeyboardInterrupt:
             interrupted = True
-    return done, failed, interrupted
+    return done, frames_done, failed, interrupted
 
 
 def _log_failure(sd: SynthDir, batch: list[Clip], err: Exception) -> None:

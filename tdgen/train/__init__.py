@@ -4,7 +4,7 @@
   (the seeded sample order), latent caching.
 * :mod:`tdgen.train.loop`: :class:`TrainConfig`, :func:`train`, the pieces of the objective
   (foreground weights, condition dropout, stage parameter groups, EMA).
-* :mod:`tdgen.train.command`: ``train_command`` (the Typer command).
+* :mod:`tdgen.cli.train`: the ``tdgen train`` command.
 
 Importing this package does not import torch-heavy modules until they are used.
 """

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 cv2 = pytest.importorskip("cv2")
 
 from tdgen.cli import handle_errors  # noqa: E402
-from tdgen.evaluate.command import eval_command  # noqa: E402
+from tdgen.cli.evaluate import eval_command  # noqa: E402
 from tdgen.evaluate.evaluate import DEFAULT_MIN_VISIBILITY, evaluate_dir, resolve_target  # noqa: E402
 from tdgen.shapes import render_shapes, render_video  # noqa: E402
 from tdgen.shapes.render import TRACK_STRIDE  # noqa: E402

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 pytest.importorskip("cv2")
 
 from tdgen.cli import handle_errors  # noqa: E402
-from tdgen.shapes.command import parse_size, shapes_command  # noqa: E402
+from tdgen.cli.shapes import parse_size, shapes_command  # noqa: E402
 from tdgen.errors import UsageError  # noqa: E402
 
 

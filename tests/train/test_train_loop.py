@@ -166,7 +166,7 @@ def test_train_command_json(rects, tiny_model_dir, tmp_path):
     from typer.testing import CliRunner
 
     from tdgen.cli import handle_errors
-    from tdgen.train.command import train_command
+    from tdgen.cli.train import train_command
 
     app = typer.Typer()
     app.command("train")(handle_errors(train_command))

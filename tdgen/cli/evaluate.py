@@ -1,13 +1,15 @@
-"""The ``tdgen eval`` command (registered by ``tdgen.cli``)."""
+"""``tdgen eval``: score generated clips of the shapes domain."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from ._app import app, handle_errors
+from ._output import Progress, emit_json, out as stdout_console
 
 __all__ = ["eval_command", "report_table"]
 
@@ -74,11 +76,8 @@ def eval_command(
 
     Example: tdgen eval synth_out --oracle data/shapes --out report.json
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from ..atomic import atomic_write_text
-    from .evaluate import evaluate_dir, resolve_target
+    from ..evaluate.evaluate import evaluate_dir, resolve_target
 
     jobs: list[tuple[str, Path, Path, Optional[Path]]] = []
     root, ann, bgs = resolve_target(target)
@@ -88,12 +87,9 @@ def eval_command(
         jobs.append(("oracle", o_root, o_ann, None if estimate_bg else o_bgs))
 
     results: list[tuple[str, dict]] = []
-    console = Console(stderr=True)
-    progress = Progress(TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("videos"), console=console, disable=as_json, transient=True)
-    with progress:
+    with Progress("eval", enabled=not as_json, transient=True) as progress:
         for name, r, a, b in jobs:
-            task = progress.add_task(name, total=None)
+            task = progress.add(name, unit="videos")
 
             def tick(done: int, total: int, task=task) -> None:
                 progress.update(task, completed=done, total=total)
@@ -103,9 +99,12 @@ def eval_command(
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     if as_json:
-        sys.stdout.write(json.dumps(report) + "\n")
+        emit_json(report)
         return
     titles = [(f"{name}\n{Path(res['annotations']).parent.name or res['annotations']}", res) for name, res in results]
-    Console(highlight=False, soft_wrap=True).print(report_table(titles))
+    stdout_console.print(report_table(titles))
     if out is not None:
         print(f"wrote {out}")
+
+
+app.command("eval")(handle_errors(eval_command))

@@ -1,8 +1,7 @@
-"""The ``tdgen train`` command (registered by ``tdgen.cli``: ``app.command("train")(handle_errors(train_command))``)."""
+"""``tdgen train``: train or fine-tune a TrackDiffusion UNet."""
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -10,8 +9,11 @@ from typing import Optional
 
 import typer
 
-from ..sizes import parse_wh
 from ..launch import current_launch
+from ..sizes import parse_wh
+from ._app import app, handle_errors
+from ._options import Captions, Frames, Prompt, Slots
+from ._output import Progress, emit_json
 
 __all__ = ["train_command", "parse_resolution"]
 
@@ -28,9 +30,7 @@ def train_command(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder the frames' file names are relative to "
                                           "(default: the annotation file's folder). Videos whose name is a video "
                                           "file (.mp4, .avi, ...) are decoded with decord."),
-    captions: Optional[Path] = typer.Option(None, "--captions", help="Captions per source video: a JSON object "
-                                            "(video name -> caption) or '<video><TAB><caption>' lines. Other "
-                                            "videos get the prompt template."),
+    captions: Captions = None,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model directory (or preset) to fine-tune; "
                                         "with --init, where the text encoder and autoencoder come from."),
     init: Optional[str] = typer.Option(None, "--init", help="Train a fresh UNet: tiny, full, or a JSON file of "
@@ -42,14 +42,13 @@ def train_command(
                               "earlier steps)."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", help="Clips per process per micro-step."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-steps per optimizer step."),
-    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per clip (default: the model's)."),
-    slots: Optional[int] = typer.Option(None, "--slots", help="Track slots per clip (default: the model's)."),
+    frames: Frames = None,
+    slots: Slots = None,
     resolution: Optional[str] = typer.Option(None, "--resolution", help="Training frame size WxH (default: the "
                                              "model's, 128x128 with --init alone)."),
     stride: Optional[int] = typer.Option(None, "--stride", help="Source frames between clip starts (default: "
                                          "frames, no overlap)."),
-    prompt: Optional[str] = typer.Option(None, "--prompt", help="Prompt template with {categories} and {video} "
-                                         "(default: the model's)."),
+    prompt: Prompt = None,
     hflip: bool = typer.Option(False, "--hflip", help="Mirror half of the samples (boxes follow)."),
     lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (AdamW). The published fine-tune used 1e-5."),
     lr_schedule: str = typer.Option("cosine", "--lr-schedule", help="cosine or constant, after the warm-up."),
@@ -127,7 +126,7 @@ def train_command(
     model directory (EMA weights) for `tdgen synth --model OUT/model`, and its tdgen.json
     records how it was trained.
     """
-    from .loop import TrainConfig, train
+    from ..train.loop import TrainConfig, train
 
     config = TrainConfig(
         ann=ann, out=out, images=images, captions=captions, model=model, init=init, autoencoder=autoencoder,
@@ -143,34 +142,27 @@ def train_command(
     )
     config.check()
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
-
-    progress = Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=Console(stderr=True), disable=as_json or not current_launch().is_main,
-                        transient=False)
+    progress = Progress("train", enabled=not as_json and current_launch().is_main)
     tasks: dict[str, int] = {}
 
     def on_event(e: dict) -> None:
         kind = e.get("event")
         if kind == "setup":
-            progress.console.print(f"[dim]{e['message']}[/]")
+            progress.write(e["message"])
         elif kind == "latents":
             if "latents" not in tasks:
-                tasks["latents"] = progress.add_task("latents", total=e["total"], info="")
+                tasks["latents"] = progress.add("latents", total=e["total"], unit="clips")
             progress.update(tasks["latents"], completed=e["done"])
         elif kind == "start":
-            progress.console.print(f"[dim]{e['clips']} clips, {e['trainable']:,} trainable parameters, "
-                                   f"steps {e['step']}..{e['total']}[/]")
-            tasks["train"] = progress.add_task("train", total=e["total"], completed=e["step"], info="")
+            progress.write(f"{e['clips']} clips, {e['trainable']:,} trainable parameters, "
+                           f"steps {e['step']}..{e['total']}")
+            tasks["train"] = progress.add("train", total=e["total"], completed=e["step"], unit="steps")
         elif kind == "step":
             sps = e.get("samples_per_s")
-            info = f"loss {e['loss']:.4f}  lr {e['lr']:.2e}" + (f"  {sps:.2f} clips/s" if sps else "")
+            info = f"loss {e['loss']:.4f}, lr {e['lr']:.2e}" + (f", {sps:.2f} clips/s" if sps else "")
             progress.update(tasks["train"], completed=e["step"], info=info)
         elif kind in ("checkpoint", "export"):
-            progress.console.print(f"[dim]{kind}: {e['path']}[/]")
+            progress.write(f"{kind}: {e['path']}")
 
     with progress:
         result = train(config, progress=on_event)
@@ -179,10 +171,13 @@ def train_command(
     if as_json:
         summary = result.to_json()
         summary.pop("losses", None)
-        sys.stdout.write(json.dumps(summary) + "\n")
+        emit_json(summary)
         return
     where = f", model in {result.model_dir}" if result.model_dir else f", checkpoint {result.checkpoints[-1]}" \
         if result.checkpoints else ""
     loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
     print(f"trained {result.steps - result.start_step} steps (now at {result.steps}/{config.steps}), "
           f"final loss {loss}, {result.seconds:.0f}s{where}")
+
+
+app.command("train")(handle_errors(train_command))

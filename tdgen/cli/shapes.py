@@ -1,14 +1,15 @@
-"""The ``tdgen shapes`` command (registered by ``tdgen.cli``)."""
+"""``tdgen shapes``: render a synthetic tracking set of moving shapes."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import typer
 
 from ..sizes import parse_wh
+from ._app import app, handle_errors
+from ._options import Json, Overwrite
+from ._output import Progress, emit_json
 
 __all__ = ["shapes_command", "parse_size"]
 
@@ -25,8 +26,8 @@ def shapes_command(
     frames: int = typer.Option(32, "--frames", help="Frames per video."),
     size: str = typer.Option("128x128", "--size", help="Frame size as WxH (each side 32..4096)."),
     seed: int = typer.Option(0, "--seed", help="Run seed: video k depends only on (seed, k)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary instead of text."),
+    overwrite: Overwrite = False,
+    as_json: Json = False,
 ) -> None:
     """Render a synthetic tracking set of moving shapes with exact boxes and identities.
 
@@ -48,22 +49,20 @@ def shapes_command(
 
     Example: tdgen shapes -o data/shapes --videos 100 && tdgen eval data/shapes
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from .render import check_render_args, render_shapes
+    from ..shapes.render import check_render_args, render_shapes
 
     width, height = parse_size(size)
     check_render_args(output, videos=videos, frames=frames, size=(width, height), seed=seed, overwrite=overwrite)
-    progress = Progress(TextColumn("[bold]shapes[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("videos"),
-                        TimeRemainingColumn(), console=Console(stderr=True), disable=as_json, transient=False)
-    with progress:
-        task = progress.add_task("shapes", total=videos)
+    with Progress("shapes", enabled=not as_json) as progress:
+        task = progress.add("shapes", total=videos, unit="videos")
         summary = render_shapes(output, videos=videos, frames=frames, size=(width, height), seed=seed,
                                 overwrite=overwrite,
                                 progress=lambda done, total: progress.update(task, completed=done))
     if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        emit_json(summary)
         return
     print(f"wrote {summary['videos']} videos, {summary['frames']} frames, {summary['tracks']} tracks, "
           f"{summary['boxes']} boxes ({width}x{height}, seed {seed}) to {output} in {summary['seconds']:.1f}s")
+
+
+app.command("shapes")(handle_errors(shapes_command))
