@@ -78,7 +78,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.terminal = (terminal if terminal is not None else _isatty(self.stream)) and enabled
         self._tasks: dict[int, dict[str, Any]] = {}
-        self._last_line = 0.0
+        self._last_line: Optional[float] = None  # the first update always writes
         self._bars: Any = None
         if self.terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -119,7 +119,7 @@ class Progress:
             self._bars.update(t["bar"], completed=t["completed"], total=t["total"], info=t["info"])
             return
         now = time.monotonic()
-        if line or now - self._last_line >= self.every:
+        if line or self._last_line is None or now - self._last_line >= self.every:
             self._last_line = now
             self.write(self._line(t))
 
