@@ -4,7 +4,8 @@
 configuration built by the same code. See :mod:`tdgen.model.unet` for inputs and config fields.
 """
 
-from .embeddings import InstanceTokenNet, fourier_box_embedding, fourier_frame_embedding
+from .embeddings import InstanceTokenNet
+from .fourier import fourier_box_embedding, fourier_frame_embedding
 from .enhancer import InstanceInjector, instance_features, roi_pool
 from .loading import (
     GROUPS,

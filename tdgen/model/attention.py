@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fourier import fourier_box_embedding, fourier_frame_embedding
+
 __all__ = [
     "Attention",
     "FeedForward",
@@ -109,8 +111,6 @@ def cell_box_overlap(grid: tuple[int, int], boxes: torch.Tensor, masks: torch.Te
 def cell_position_code(grid: tuple[int, int], num_freqs: int, device: torch.device | None = None) -> torch.Tensor:
     """``(h*w, 8*num_freqs)``: the Fourier box code of every cell of an ``h x w`` grid, row-major,
     in normalised ``(x1, y1, x2, y2)`` like the boxes of the grounding tokens."""
-    from .embeddings import fourier_box_embedding
-
     h, w = int(grid[0]), int(grid[1])
     ys = torch.arange(h, dtype=torch.float32, device=device)
     xs = torch.arange(w, dtype=torch.float32, device=device)
@@ -242,8 +242,6 @@ class TemporalTransformer(nn.Module):
                 )
             return self.time_embedder.weight[:num_frames]
         if self.frame_embedding == "fourier":
-            from .embeddings import fourier_frame_embedding
-
             return fourier_frame_embedding(num_frames, self.channels, ref.device).to(ref.dtype)
         return None
 

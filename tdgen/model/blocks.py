@@ -4,6 +4,13 @@ Every layer of a cross-attention block runs ``resnet -> temporal conv -> [ROI fe
 -> spatial transformer (self-attn, fuser, [injector], text cross-attn, FF) -> temporal transformer``;
 plain blocks run ``resnet -> temporal conv``. Hidden states are ``(B*F, C, h, w)`` throughout.
 
+A single-frame clip (``num_frames == 1``) skips every temporal conv and temporal transformer,
+except the mid block's first temporal conv, which runs at every clip length. This is what the
+published TrackDiffusion UNet computes, so single-frame (stage-1) training of its weights trains
+the network they came from. Checkpointing never changes the rule (the published code's
+checkpointed path also skips that one conv). The enhancer's attentions across a slot's frames
+(injector ``attn1``, the motion extractor) run at every clip length, as published.
+
 Grounding inputs travel as a :class:`Grounding` tuple of tensors (or ``None``):
 ``objs (B*F, N, X)`` fuser tokens, ``track (B, F, N, M)`` motion codes, ``boxes (B*F, N, 4)``
 normalised xyxy and ``masks (B*F, N)`` bool.
@@ -270,7 +277,8 @@ class _Block(nn.Module):
         masks: torch.Tensor | None = None,
     ) -> torch.Tensor:
         hidden = self.resnets[index](hidden, temb)
-        hidden = self.temp_convs[index](hidden, num_frames)
+        if num_frames > 1:
+            hidden = self.temp_convs[index](hidden, num_frames)
         if not self.has_cross_attention:
             return hidden
         inst_feat = None
@@ -278,7 +286,8 @@ class _Block(nn.Module):
         if null is not None and track is not None and boxes is not None and masks is not None:
             inst_feat = instance_features(hidden, boxes, masks, null.weight[0])
         hidden = self.attentions[index](hidden, context, objs, inst_feat, track, num_frames, boxes, masks)
-        hidden = self.temp_attentions[index](hidden, num_frames)
+        if num_frames > 1:
+            hidden = self.temp_attentions[index](hidden, num_frames)
         return hidden
 
     def _call_layer(self, index, num_frames, hidden, temb, context=None, grounding=None):
@@ -367,7 +376,10 @@ class DownBlock3D(_Block):
 
 
 class UNetMidBlock3DCrossAttn(_Block):
-    """``resnet, temp_conv`` then ``[attn, temp_attn, resnet, temp_conv]`` per layer."""
+    """``resnet, temp_conv`` then ``[attn, temp_attn, resnet, temp_conv]`` per layer.
+
+    For one frame only the first ``temp_conv`` of these temporal modules runs.
+    """
 
     has_cross_attention = True
 
@@ -384,13 +396,17 @@ class UNetMidBlock3DCrossAttn(_Block):
         self.temp_attentions = nn.ModuleList(_temporal(channels, spec) for _ in range(num_layers))
 
     def _first(self, num_frames, hidden, temb):
+        # The first temporal conv runs even for a single frame (only its centre tap then sees data).
         return self.temp_convs[0](self.resnets[0](hidden, temb), num_frames)
 
     def _mid_layer(self, index, num_frames, hidden, temb, context, objs, track, boxes=None, masks=None):
         hidden = self.attentions[index](hidden, context, objs, None, track, num_frames, boxes, masks)
-        hidden = self.temp_attentions[index](hidden, num_frames)
+        if num_frames > 1:
+            hidden = self.temp_attentions[index](hidden, num_frames)
         hidden = self.resnets[index + 1](hidden, temb)
-        return self.temp_convs[index + 1](hidden, num_frames)
+        if num_frames > 1:
+            hidden = self.temp_convs[index + 1](hidden, num_frames)
+        return hidden
 
     def forward(self, hidden, temb, context, num_frames, grounding=None):
         g = grounding if grounding is not None else Grounding()

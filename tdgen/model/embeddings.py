@@ -1,4 +1,4 @@
-"""Embeddings: diffusion timestep, Fourier box code, frame position, and the instance-token net.
+"""Embeddings: diffusion timestep and the instance-token net (Fourier codes: :mod:`.fourier`).
 
 The instance-token net is registered in the UNet as ``position_net`` (the published name) and
 produces, once per UNet forward:
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .attention import Attention
+from .fourier import fourier_box_embedding, fourier_frame_embedding  # re-exported for existing importers
 
 __all__ = [
     "TimestepEmbedding",
@@ -59,42 +60,6 @@ class TimestepEmbedding(nn.Module):
 
     def forward(self, t_emb: torch.Tensor) -> torch.Tensor:
         return self.linear_2(self.act(self.linear_1(t_emb)))
-
-
-def _fourier(values: torch.Tensor, num_freqs: int, temperature: float) -> torch.Tensor:
-    """``(..., D) -> (..., num_freqs, 2, D)`` with ``[freq][sin, cos][d]`` order, float32."""
-    freqs = temperature ** (
-        torch.arange(num_freqs, dtype=torch.float32, device=values.device) / num_freqs
-    )
-    angles = values.float()[..., None, :] * freqs[:, None]  # (..., nf, D)
-    return torch.stack([torch.sin(angles), torch.cos(angles)], dim=-2)
-
-
-def fourier_box_embedding(
-    boxes: torch.Tensor, num_freqs: int = 8, temperature: float = 100.0
-) -> torch.Tensor:
-    """GLIGEN Fourier box code: ``(..., 4) -> (..., num_freqs * 2 * 4)``.
-
-    Frequencies ``temperature ** (k / num_freqs)`` (no 2*pi); element ``freq*8 + s*4 + c`` holds
-    ``sin`` (s=0) or ``cos`` (s=1) of coordinate ``c`` in ``(x1, y1, x2, y2)``.
-    Always computed in float32; the caller casts.
-    """
-    code = _fourier(boxes, num_freqs, temperature)
-    return code.flatten(-3)
-
-
-def fourier_frame_embedding(
-    num_frames: int, dim: int, device: torch.device | None = None, temperature: float = 100.0
-) -> torch.Tensor:
-    """Frame-position code ``(num_frames, dim)`` of ``f / num_frames`` (the "fourier" kind).
-
-    ``dim // 2`` frequencies laid out as ``[freq][sin, cos]``; an odd ``dim`` gets a zero column.
-    """
-    pos = torch.arange(num_frames, dtype=torch.float32, device=device)[:, None] / num_frames
-    code = _fourier(pos, dim // 2, temperature).flatten(-3)
-    if code.shape[-1] < dim:
-        code = nn.functional.pad(code, (0, dim - code.shape[-1]))
-    return code
 
 
 class InstanceTokenNet(nn.Module):

@@ -24,6 +24,7 @@ uses zero category embeddings for present slots.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -44,6 +45,7 @@ from .blocks import (
     UpBlock3D,
 )
 from .embeddings import InstanceTokenNet, TimestepEmbedding, timestep_embedding
+from .loading import load_weights as _load_weights
 
 __all__ = [
     "TrackDiffusionUNet",
@@ -345,9 +347,7 @@ class TrackDiffusionUNet(ModelMixin, ConfigMixin):
     def load_weights(self, source: Any, *, strict: bool = True):
         """Load a state dict, a weights file or a model directory; return a
         :class:`~tdgen.model.loading.LoadReport`. See :func:`~tdgen.model.loading.load_weights`."""
-        from .loading import load_weights
-
-        return load_weights(self, source, strict=strict)
+        return _load_weights(self, source, strict=strict)
 
     # ------------------------------------------------------------------ forward
 
@@ -445,7 +445,9 @@ class TrackDiffusionUNet(ModelMixin, ConfigMixin):
 
         h = sample.permute(0, 2, 1, 3, 4).reshape(bsz * frames, -1, height, width).to(self.dtype)
         h = self.conv_in(h)
-        if frames > 1:  # as published: transformer_in is skipped for single frames
+        # As published, a single frame skips transformer_in (and, in the blocks, every temporal
+        # module but the mid block's first temporal conv).
+        if frames > 1:
             h = self.transformer_in(h, frames)
 
         skips = [h]
@@ -470,8 +472,6 @@ class TrackDiffusionUNet(ModelMixin, ConfigMixin):
 
 
 def _documented_defaults() -> dict[str, Any]:
-    import inspect
-
     params = inspect.signature(TrackDiffusionUNet.__init__).parameters
     return {k: p.default for k, p in params.items() if k != "self"}
 
