@@ -10,24 +10,17 @@ Two outputs, chosen by the file's extension:
     a contact sheet: one row per video, ``cols`` thumbnails per row sampled evenly over the
     video, each labelled ``<video> #<frame number>``.
 
-Frame images are looked up as ``ROOT / file_name`` for each candidate root in turn, the first
-that exists winning: the roots given (``--images``), then the annotation file's directory and
-its ``images/`` folder (for a directory input: the directory, its ``images/`` folder and its
-parent, which is where a single MOT sequence's ``<seq>/img1/...`` names are relative to). A
-frame whose image is not found is drawn on a neutral gray canvas of the frame's size, with a
-single warning, so tracklets can be inspected from an annotation file alone.
-
-Every box gets its track's colour (:func:`track_color`: a hash of the id, the same in every
-frame and every run), a 2 px outline (thicker on big frames) and a label ``id:<track>
-<category>`` on a filled background. Colours are RGB throughout; OpenCV's BGR only appears when
-encoding files. OpenCV (``opencv-python-headless``) is imported only when a preview is made.
+Frame images are looked up under the roots given (``--images``), then beside the annotation
+source; a frame whose image is not found is drawn on a gray canvas of its size, with one warning
+(:mod:`tdgen.preview_sources`). Every box is drawn in its track's colour with an
+``id:<track> <category>`` label (:mod:`tdgen.preview_draw`). Colours are RGB throughout;
+OpenCV's BGR only appears when encoding files. OpenCV (``opencv-python-headless``) is imported
+only when a preview is made. This module writes the files and keeps the public names.
 """
 
 from __future__ import annotations
 
-import colorsys
 import contextlib
-import functools
 import os
 import tempfile
 import warnings
@@ -37,8 +30,11 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .atomic import atomic_write_bytes
+from .errors import OutputError, UsageError
+from .preview_draw import (DEFAULT_TILE_WIDTH, _auto_thickness, _cv2, _font, _put_label, _render_tile, contact_sheet,
+                           draw_frame, sheet_shape, track_color)
+from .preview_sources import GRAY, _Frames, _sampled, _select_videos, default_image_roots, load_preview_source
 from .sizes import parse_wh
-from .errors import AnnotationError, OutputError, TdgenError, UsageError
 from .tracks.trackset import TrackSet
 
 __all__ = [
@@ -54,217 +50,17 @@ __all__ = [
     "default_image_roots",
     "output_kind",
     "parse_size",
+    "DEFAULT_TILE_WIDTH",
+    "GRAY",
 ]
 
 VIDEO_EXTS = (".mp4",)
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
-GRAY = (128, 128, 128)  # canvas of frames without an image
-LETTERBOX = (16, 16, 16)  # padding around letterboxed frames
-SHEET_BG = (32, 32, 32)
-SHEET_GAP = 4
-DEFAULT_TILE_WIDTH = 320
 DEFAULT_MAX_VIDEOS = 32
-_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
 
 
 class PreviewWarning(UserWarning):
     """Something a preview could not show as asked (missing images, too many videos, ...)."""
-
-
-def _cv2():
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover - depends on the install
-        raise TdgenError("previews need OpenCV: pip install opencv-python-headless (or tdgen[model])") from None
-    return cv2
-
-
-# --------------------------------------------------------------------------- colours and drawing
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-@functools.lru_cache(maxsize=65536)
-def track_color(track_id: int) -> tuple[int, int, int]:
-    """A saturated RGB colour for a track id: a fixed hash, so the same in every frame and run."""
-    h = _splitmix64(int(track_id) & _MASK64)
-    hue = (h & 0xFFFF) / 65536.0
-    sat = 0.65 + 0.35 * ((h >> 16) & 0xFF) / 255.0
-    val = 0.80 + 0.20 * ((h >> 24) & 0xFF) / 255.0
-    r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
-    return (int(round(r * 255)), int(round(g * 255)), int(round(b * 255)))
-
-
-def _auto_thickness(height: int, width: int) -> int:
-    return max(2, int(round(max(height, width) / 480)))
-
-
-def _text_color(bg: Sequence[int]) -> tuple[int, int, int]:
-    luma = 0.299 * bg[0] + 0.587 * bg[1] + 0.114 * bg[2]
-    return (0, 0, 0) if luma > 140 else (255, 255, 255)
-
-
-def _ascii(text: str) -> str:
-    # Hershey fonts draw ASCII only.
-    return "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
-
-
-def _font(thickness: int) -> tuple[float, int]:
-    return 0.15 * thickness + 0.1, 1 if thickness <= 3 else 2
-
-
-def _put_label(img: np.ndarray, text: str, x: int, y: int, bg: Sequence[int], *, scale: float, weight: int,
-               above: bool = True) -> None:
-    """Text on a filled box whose bottom-left is (x, y) (``above``) or top-left is (x, y)."""
-    cv2 = _cv2()
-    text = _ascii(text)
-    (tw, th), base = cv2.getTextSize(text, _FONT, scale, weight)
-    pad = max(1, weight)
-    bw, bh = tw + 2 * pad, th + base + 2 * pad
-    H, W = img.shape[:2]
-    x = int(min(max(x, 0), max(W - bw, 0)))
-    top = y - bh if above else y
-    if above and top < 0:  # no room above: inside, under the top edge
-        top = y
-    top = int(min(max(top, 0), max(H - bh, 0)))
-    cv2.rectangle(img, (x, top), (x + bw - 1, top + bh - 1), tuple(int(c) for c in bg), -1)
-    cv2.putText(img, text, (x + pad, top + pad + th), _FONT, scale, _text_color(bg), weight, cv2.LINE_AA)
-
-
-def draw_frame(image: np.ndarray, boxes_xywh: np.ndarray, track_ids: np.ndarray, labels: Sequence[str] | None = None,
-               *, thickness: int | None = None) -> np.ndarray:
-    """Draw boxes over an (H, W, 3) uint8 RGB image and return the new image (the input is kept).
-
-    Each box is outlined in :func:`track_color` of its track id and labelled
-    ``id:<track> <label>`` on a filled background (``labels[i]`` is typically the category
-    name; ``None`` or ``""`` labels show the id alone). ``thickness`` defaults to 2 px, more on
-    frames larger than 960 px. Boxes with a NaN coordinate are skipped.
-    """
-    cv2 = _cv2()
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-    boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
-    ids = np.asarray(track_ids).reshape(-1)
-    if len(ids) != len(boxes):
-        raise ValueError(f"{len(boxes)} boxes but {len(ids)} track ids")
-    if labels is not None and len(labels) != len(boxes):
-        raise ValueError(f"{len(boxes)} boxes but {len(labels)} labels")
-    out = np.ascontiguousarray(image).copy()
-    H, W = out.shape[:2]
-    t = int(thickness) if thickness is not None else _auto_thickness(H, W)
-    t = max(1, t)
-    scale, weight = _font(t)
-    for i in range(len(boxes)):
-        x, y, w, h = boxes[i]
-        if not np.all(np.isfinite(boxes[i])):
-            continue
-        color = track_color(int(ids[i]))
-        # Clamp far-away coordinates: OpenCV takes int32 points.
-        x0 = int(round(min(max(x, -4 * W), 5 * W)))
-        y0 = int(round(min(max(y, -4 * H), 5 * H)))
-        x1 = int(round(min(max(x + w, -4 * W), 5 * W))) - 1
-        y1 = int(round(min(max(y + h, -4 * H), 5 * H))) - 1
-        x1, y1 = max(x1, x0), max(y1, y0)
-        cv2.rectangle(out, (x0, y0), (x1, y1), color, t, cv2.LINE_8)
-        if x1 < 0 or y1 < 0 or x0 >= W or y0 >= H:
-            continue  # wholly outside: no label
-        label = str(labels[i]) if labels is not None and labels[i] is not None else ""
-        text = f"id:{int(ids[i])} {label}".strip()
-        _put_label(out, text, x0 - t // 2, y0 - t // 2, color, scale=scale, weight=weight)
-    return out
-
-
-def _fit(image: np.ndarray, width: int, height: int, bg: Sequence[int] = LETTERBOX) -> tuple[np.ndarray, float, int, int]:
-    """Letterbox ``image`` into ``width`` x ``height``: (canvas, scale, x offset, y offset)."""
-    cv2 = _cv2()
-    h, w = image.shape[:2]
-    if (w, h) == (width, height):
-        return np.ascontiguousarray(image), 1.0, 0, 0
-    s = min(width / w, height / h)
-    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(image, (nw, nh), interpolation=interp)
-    canvas = np.empty((height, width, 3), dtype=np.uint8)
-    canvas[:] = bg
-    ox, oy = (width - nw) // 2, (height - nh) // 2
-    canvas[oy:oy + nh, ox:ox + nw] = small
-    return canvas, s, ox, oy
-
-
-def _render_tile(image: np.ndarray, boxes: np.ndarray, ids: np.ndarray, labels: Sequence[str] | None,
-                 width: int, height: int, thickness: int | None = None) -> np.ndarray:
-    """Letterbox first, then draw (so outlines and text keep their pixel size on thumbnails)."""
-    canvas, s, ox, oy = _fit(image, width, height)
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * s
-    b[:, 0] += ox
-    b[:, 1] += oy
-    return draw_frame(canvas, b, ids, labels, thickness=thickness)
-
-
-# --------------------------------------------------------------------------- contact sheets
-def _label_height(tile_width: int) -> int:
-    cv2 = _cv2()
-    scale, weight = _sheet_font(tile_width)
-    (_, th), base = cv2.getTextSize("Ag#0", _FONT, scale, weight)
-    return th + base + 6
-
-
-def _sheet_font(tile_width: int) -> tuple[float, int]:
-    return max(0.35, min(1.0, tile_width / 640)), 1
-
-
-def sheet_shape(rows: int, cols: int, tile_width: int, tile_height: int, *, labelled: bool = True) -> tuple[int, int]:
-    """(height, width) of a :func:`contact_sheet` of ``rows`` x ``cols`` tiles."""
-    lh = _label_height(tile_width) if labelled else 0
-    return (SHEET_GAP + rows * (lh + tile_height + SHEET_GAP), SHEET_GAP + cols * (tile_width + SHEET_GAP))
-
-
-def contact_sheet(tiles: list[list[np.ndarray]], labels: list[list[str]] | None = None, *,
-                  tile_width: int = DEFAULT_TILE_WIDTH, tile_height: int | None = None) -> np.ndarray:
-    """A grid of RGB thumbnails: ``tiles[r][c]``, each letterboxed into ``tile_width`` x
-    ``tile_height`` (default: the median aspect of the tiles), with ``labels[r][c]`` written in a
-    strip above it. Rows may be of different lengths; the grid is as wide as the longest.
-    """
-    cv2 = _cv2()
-    rows = [list(r) for r in tiles]
-    all_tiles = [t for r in rows for t in r]
-    if not all_tiles:
-        raise ValueError("a contact sheet needs at least one tile")
-    if labels is not None and [len(r) for r in labels] != [len(r) for r in rows]:
-        raise ValueError("labels must have the shape of tiles")
-    tw = int(tile_width)
-    if tile_height is None:
-        aspect = float(np.median([t.shape[0] / t.shape[1] for t in all_tiles]))
-        tile_height = int(round(tw * min(max(aspect, 0.25), 2.0)))
-    th = int(tile_height)
-    ncols = max(len(r) for r in rows)
-    labelled = labels is not None
-    lh = _label_height(tw) if labelled else 0
-    H, W = sheet_shape(len(rows), ncols, tw, th, labelled=labelled)
-    sheet = np.empty((H, W, 3), dtype=np.uint8)
-    sheet[:] = SHEET_BG
-    scale, weight = _sheet_font(tw)
-    for r, row in enumerate(rows):
-        y = SHEET_GAP + r * (lh + th + SHEET_GAP)
-        for c, tile in enumerate(row):
-            x = SHEET_GAP + c * (tw + SHEET_GAP)
-            img, _, _, _ = _fit(np.asarray(tile, dtype=np.uint8), tw, th)
-            sheet[y + lh:y + lh + th, x:x + tw] = img
-            if labelled:
-                text = _ascii(str(labels[r][c]))
-                # Shorten from the left until it fits the tile (the frame number is at the end).
-                while len(text) > 4 and cv2.getTextSize(text, _FONT, scale, weight)[0][0] > tw - 4:
-                    text = "~" + text[2:]
-                (_, tth), base = cv2.getTextSize(text, _FONT, scale, weight)
-                cv2.putText(sheet, text, (x + 2, y + 3 + tth), _FONT, scale, (235, 235, 235), weight, cv2.LINE_AA)
-    return sheet
 
 
 # --------------------------------------------------------------------------- files
@@ -326,138 +122,6 @@ def _write_video(frames: Iterable[np.ndarray], out: Path, width: int, height: in
 
 def _even(v: int) -> int:
     return max(2, v - (v % 2))
-
-
-# --------------------------------------------------------------------------- sources and frames
-def default_image_roots(source: str | os.PathLike | None) -> list[Path]:
-    """Where file names of an annotation source are looked up, in order (see the module doc)."""
-    if not source:
-        return []
-    p = Path(source)
-    if p.is_dir():
-        return [p, p / "images", p.parent]
-    return [p.parent, p.parent / "images"]
-
-
-def load_preview_source(path: str | os.PathLike, fmt: str | None = None) -> TrackSet:
-    """Read an annotation source, or the ``annotations.json`` of a synth output directory."""
-    from .tracks.io import read_tracks
-
-    p = Path(path)
-    if p.is_dir() and (p / "annotations.json").is_file():
-        return read_tracks(p / "annotations.json", fmt)
-    return read_tracks(p, fmt)
-
-
-class _Frames:
-    """Loads frame images (RGB) of a TrackSet, or gray canvases when they are missing."""
-
-    def __init__(self, ts: TrackSet, roots: list[Path], warn: Callable[[str], None]):
-        self.ts = ts
-        self.roots = roots or [Path(".")]
-        self.warn = warn
-        self.missing = 0
-        self.size_warned = False
-        self.names = ts.category_names()
-        self.foff = ts.frame_offsets()
-        self._fallback: dict[int, tuple[int, int]] = {}
-
-    def frame_size(self, f: int) -> tuple[int, int]:
-        """(width, height) the annotation gives the frame (its video's, or the boxes' extent)."""
-        ts = self.ts
-        v = int(ts.frames.video[f])
-        w, h = int(ts.frames.width[f]), int(ts.frames.height[f])
-        if w <= 0 or h <= 0:
-            w, h = int(ts.videos.width[v]), int(ts.videos.height[v])
-        if w <= 0 or h <= 0:
-            if v not in self._fallback:
-                vb = ts.boxes.bbox[ts.box_video() == v]
-                ok = np.all(np.isfinite(vb), axis=1)
-                vb = vb[ok]
-                if len(vb):
-                    fw = int(np.ceil(max(64.0, float(np.max(vb[:, 0] + vb[:, 2])))))
-                    fh = int(np.ceil(max(64.0, float(np.max(vb[:, 1] + vb[:, 3])))))
-                else:
-                    fw, fh = 640, 480
-                self._fallback[v] = (min(fw, 8192), min(fh, 8192))
-            w, h = self._fallback[v]
-        return w, h
-
-    def find(self, file_name: str) -> Path | None:
-        for root in self.roots:
-            p = root / file_name
-            if p.is_file():
-                return p
-        return None
-
-    def image(self, f: int) -> np.ndarray:
-        cv2 = _cv2()
-        name = str(self.ts.frames.file_name[f])
-        path = self.find(name) if name else None
-        w, h = self.frame_size(f)
-        if path is None:
-            if self.missing == 0:
-                tried = ", ".join(str(r) for r in self.roots)
-                self.warn(f"{name or '(no file name)'}: frame image not found (looked in: {tried}); drawing boxes on "
-                          "a gray canvas of the frame size (pass --images ROOT to use the images)")
-            self.missing += 1
-            canvas = np.empty((h, w, 3), dtype=np.uint8)
-            canvas[:] = GRAY
-            return canvas
-        data = np.fromfile(str(path), dtype=np.uint8)
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if bgr is None:
-            raise AnnotationError(path, None, "cannot decode the image (corrupt or not an image file)")
-        ih, iw = bgr.shape[:2]
-        if (iw, ih) != (w, h) and int(self.ts.frames.width[f]) > 0 and not self.size_warned:
-            self.size_warned = True
-            self.warn(f"{path}: image is {iw}x{ih} but the annotation says {w}x{h}; boxes are drawn as annotated")
-        return np.ascontiguousarray(bgr[..., ::-1])
-
-    def boxes(self, f: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        a, b = int(self.foff[f]), int(self.foff[f + 1])
-        cats = self.ts.boxes.category[a:b]
-        labels = [self.names.get(int(c), str(int(c))) for c in cats]
-        return self.ts.boxes.bbox[a:b], self.ts.boxes.track[a:b], labels
-
-    def title(self, f: int) -> str:
-        ts = self.ts
-        v = int(ts.frames.video[f])
-        num = ts.frames.number[f] if ts.frames.number is not None else np.nan
-        n = int(num) if np.isfinite(num) else int(ts.frames.index[f])
-        return f"{ts.videos.name[v]} #{n}"
-
-
-def _select_videos(ts: TrackSet, videos: Sequence[str] | None, max_videos: int | None,
-                   warn: Callable[[str], None]) -> list[int]:
-    names = [str(n) for n in ts.videos.name.tolist()]
-    if videos:
-        wanted: list[str] = []
-        for v in videos:
-            wanted.extend(s.strip() for s in str(v).split(",") if s.strip())
-        index: dict[str, int] = {}
-        for i, n in enumerate(names):
-            index.setdefault(n, i)
-        unknown = [w for w in wanted if w not in index]
-        if unknown:
-            some = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-            raise UsageError(f"{ts.source or 'input'}: no video named {', '.join(map(repr, unknown))} "
-                             f"({len(names)} videos: {some})")
-        rows: list[int] = []
-        for w in wanted:
-            if index[w] not in rows:
-                rows.append(index[w])
-        return rows
-    rows = list(range(len(names)))
-    if max_videos is not None and len(rows) > max_videos:
-        warn(f"showing the first {max_videos} of {len(rows)} videos; choose others with --videos")
-        rows = rows[:max_videos]
-    return rows
-
-
-def _sampled(off: np.ndarray, v: int, every: int, max_frames: int | None) -> np.ndarray:
-    rows = np.arange(int(off[v]), int(off[v + 1]), every, dtype=np.int64)
-    return rows if max_frames is None else rows[:max_frames]
 
 
 def _spread(n: int, k: int) -> np.ndarray:
@@ -639,4 +303,3 @@ def clip_sheet(frames: np.ndarray, boxes_xywh: np.ndarray, mask: np.ndarray | No
     row = [_clip_frame(frames, boxes, m, ids, names, int(k), tw, th) for k in pick]
     prefix = f"{title} " if title else ""
     return contact_sheet([row], [[f"{prefix}#{int(k)}" for k in pick]], tile_width=tw, tile_height=th)
-

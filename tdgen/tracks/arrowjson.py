@@ -17,7 +17,8 @@ import re
 import numpy as np
 import orjson
 
-from .jsonscan import SAFE_INT, STREAMED, key_used_once
+from .arrowcols import _finite, _ints, _num, _values, box_matrix, flag_column, float_column, int_column
+from .jsonscan import STREAMED, key_used_once
 
 try:  # pyarrow is a core dependency, but keep the module importable without it
     import pyarrow as pa
@@ -106,87 +107,6 @@ def _table(buf: np.ndarray, start: int, end: int, spec) -> "pa.Table | None":
         )
     except pa.ArrowException:
         return None
-
-
-_NP_TYPES = {}
-if pa is not None:
-    _NP_TYPES = {pa.int64(): np.int64, pa.int32(): np.int32, pa.float64(): np.float64, pa.uint64(): np.uint64,
-                 pa.int8(): np.int8, pa.int16(): np.int16, pa.uint8(): np.uint8, pa.uint32(): np.uint32}
-
-
-def _bits(buf: "pa.Buffer", offset: int, n: int) -> np.ndarray:
-    """An Arrow bitmap as n booleans."""
-    raw = np.frombuffer(buf, np.uint8, count=(offset + n + 7) // 8)
-    return np.unpackbits(raw, bitorder="little", count=offset + n)[offset:].astype(bool)
-
-
-def _values(col: "pa.ChunkedArray", dtype: type, fill: float) -> np.ndarray | None:
-    """A numeric or boolean column as a numpy array with nulls set to ``fill``.
-
-    Reads the Arrow buffers directly: pyarrow's own conversions import pandas (0.3 s) on first
-    use. ``None`` for a type this does not handle (the caller gives up on the fast path).
-    """
-    out = np.empty(len(col), dtype)
-    pos = 0
-    for chunk in col.chunks:
-        n = len(chunk)
-        seg = out[pos:pos + n]
-        pos += n
-        if n == 0:
-            continue
-        typ = chunk.type
-        bufs = chunk.buffers()
-        if pa.types.is_null(typ) or chunk.null_count == n:
-            seg[:] = fill
-            continue
-        if pa.types.is_boolean(typ):
-            seg[:] = _bits(bufs[1], chunk.offset, n)
-        elif typ in _NP_TYPES:
-            seg[:] = np.frombuffer(bufs[1], _NP_TYPES[typ], count=chunk.offset + n)[chunk.offset:]
-        else:
-            return None
-        if chunk.null_count:
-            seg[~_bits(bufs[0], chunk.offset, n)] = fill
-    return out
-
-
-def _num(col: "pa.ChunkedArray", fill: float) -> np.ndarray:
-    out = _values(col, np.float64, fill)
-    if out is None:
-        raise pa.ArrowTypeError(f"unexpected column type {col.type}")
-    return out
-
-
-def _ints(col: "pa.ChunkedArray") -> np.ndarray:
-    out = _values(col, np.int64, 0)
-    if out is None:
-        raise pa.ArrowTypeError(f"unexpected column type {col.type}")
-    return out
-
-
-def _finite(col: "pa.ChunkedArray | pa.Array") -> bool:
-    """Whether every non-null value of a float64 column is finite (pyarrow reads the ``NaN`` and
-    ``Infinity`` literals that orjson refuses; a null's slot may hold anything)."""
-    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-    for chunk in chunks:
-        n = len(chunk)
-        if n == 0 or chunk.null_count == n:
-            continue
-        vals = np.frombuffer(chunk.buffers()[1], np.float64, count=chunk.offset + n)[chunk.offset:]
-        bad = ~np.isfinite(vals)
-        if bad.any() and (chunk.null_count == 0 or (bad & _bits(chunk.buffers()[0], chunk.offset, n)).any()):
-            return False
-    return True
-
-
-def _integral(vals: np.ndarray) -> bool:
-    """Whether the non-NaN values are integers within SAFE_INT (the exact path's integer rule)."""
-    v = vals[~np.isnan(vals)]
-    return bool(np.all(np.abs(v) <= SAFE_INT) and np.all(v == np.trunc(v)))
-
-
-def _in_range(vals: np.ndarray) -> bool:
-    return bool(vals.size == 0 or (vals.min() >= -SAFE_INT and vals.max() <= SAFE_INT))
 
 
 def _exact_extra(arr: "pa.Array", top: bool) -> bool:
@@ -364,28 +284,16 @@ def _plain_table(t: "pa.Table", key: str, spec) -> bool:
         col = t.column(name)
         kind = types.get(name)
         if kind == "i":
-            vals = _values(col, np.int64, 0)
-            if vals is None or not _in_range(vals):
+            if int_column(col) is None:
                 return False
         elif kind == "f":
-            if not _finite(col):
-                return False
-            if name in _INTEGRAL[key] and not _integral(_num(col, np.nan)):
+            if float_column(col, integral=name in _INTEGRAL[key]) is None:
                 return False
         elif kind == "b":
-            for chunk in col.chunks:
-                flat = chunk.flatten()
-                if flat.null_count or not _finite(flat):
-                    return False
+            pass  # read and checked by box_matrix when the columns are made
         elif kind is None and name == "iscrowd" and key == "annotations":
-            if not (pa.types.is_null(col.type) or pa.types.is_boolean(col.type)):
-                if not (pa.types.is_int64(col.type) or pa.types.is_float64(col.type)):
-                    return False
-                if pa.types.is_float64(col.type) and not _finite(col):
-                    return False
-                v = _num(col, 0.0)
-                if not np.all((v == 0) | (v == 1)):
-                    return False
+            if flag_column(col) is None:
+                return False
         elif kind is None:
             # an unknown key absent in some records (or null), or values pyarrow reads differently
             if col.null_count or not all(_exact_extra(chunk, True) for chunk in col.chunks):
@@ -393,10 +301,17 @@ def _plain_table(t: "pa.Table", key: str, spec) -> bool:
     return True
 
 
+def _empty_table(spec) -> "pa.Table":
+    """A table of no records with the columns of ``spec`` (an array that was not in the file).
+    ``pa.nulls``, not ``pa.array([])``: converting a Python list makes pyarrow import pandas."""
+    schema = _schema(spec)
+    return pa.table([pa.nulls(0, f.type) for f in schema], schema=schema)
+
+
 def _image_columns(t: "pa.Table | None") -> ArrowColumns | None:
     known = {k for k, _ in _IMAGE_SCHEMA}
     if t is None:
-        t = pa.table({k: pa.array([], type=_schema(_IMAGE_SCHEMA).field(k).type) for k, _ in _IMAGE_SCHEMA})
+        t = _empty_table(_IMAGE_SCHEMA)
     c = ArrowColumns(t, known)
     col = t.column
     c.cols["id"] = [_ints(col("id"))]
@@ -413,21 +328,15 @@ def _image_columns(t: "pa.Table | None") -> ArrowColumns | None:
 def _ann_columns(t: "pa.Table | None") -> ArrowColumns | None:
     known = {k for k, _ in _ANN_SCHEMA} | {"iscrowd"}  # iscrowd: 0/1 or false/true, its type inferred
     if t is None:
-        t = pa.table({k: pa.array([], type=_schema(_ANN_SCHEMA).field(k).type) for k, _ in _ANN_SCHEMA})
+        t = _empty_table(_ANN_SCHEMA)
     c = ArrowColumns(t, known)
     col = t.column
     for k in ("id", "image_id", "category_id"):
         c.cols[k] = [_ints(col(k))]
-    bbox = col("bbox").combine_chunks()
-    if t.num_rows:
-        offsets = bbox.offsets
-        offs = np.frombuffer(offsets.buffers()[1], np.int32, count=offsets.offset + len(offsets))[offsets.offset:]
-        values = _values(pa.chunked_array([bbox.values]), np.float64, np.nan) if not bbox.values.null_count else None
-        if values is None or not np.all(np.diff(offs) == 4):
-            return None
-        c.cols["bbox"] = [values[offs[0]:offs[-1]].reshape(-1, 4)]
-    else:
-        c.cols["bbox"] = [np.zeros((0, 4))]
+    bbox = box_matrix(col("bbox"))
+    if bbox is None:
+        return None
+    c.cols["bbox"] = [bbox]
     inst = _num(col("instance_id"), np.nan)
     tid = _num(col("track_id"), np.nan)
     c.cols["instance"] = [np.where(np.isnan(inst), tid, inst)]

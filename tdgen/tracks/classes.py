@@ -30,6 +30,7 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 
 from ..errors import UsageError
+from .mot_format import MOT_CLASSES
 from .trackset import TrackSet
 
 __all__ = [
@@ -40,9 +41,11 @@ __all__ = [
     "ClassFilter",
     "FilterReport",
     "classes_except",
+    "find_class",
     "is_mot_categories",
     "map_categories",
     "parse_class_list",
+    "unknown_class",
 ]
 
 IgnoreAs = Literal["crowd", "drop", "keep"]
@@ -77,28 +80,38 @@ def parse_class_list(text: str, flag: str = "--classes") -> tuple[str, ...]:
 def is_mot_categories(categories: Sequence[Mapping]) -> bool:
     """True when every category is a MOT Challenge class under its MOT id (1 pedestrian, ...)
     and pedestrian is among them: a file written from MOT ground truth."""
-    from .mot import MOT_CLASSES
-
     pairs = {(int(c["id"]), str(c["name"])) for c in categories}
     mot = {(i + 1, n) for i, n in enumerate(MOT_CLASSES)}
     return bool(pairs) and pairs <= mot and (1, "pedestrian") in pairs
 
 
+def find_class(name: str, categories: Sequence[Mapping]) -> str | None:
+    """The source's own spelling of class ``name`` (compared loosely), or ``None`` when the
+    source has no such class."""
+    loose = None
+    for c in categories:
+        n = str(c["name"])
+        if n == name:
+            return n
+        if loose is None and _norm(n) == _norm(name):
+            loose = n
+    return loose
+
+
+def unknown_class(name: str, categories: Sequence[Mapping], flag: str, whose: str = "the input's") -> UsageError:
+    """The one-line error for a class name that ``categories`` do not hold, listing those they do."""
+    known = ", ".join(dict.fromkeys(str(c["name"]) for c in categories)) or "(none)"
+    return UsageError(f"{flag}: unknown class {name!r}; {whose} classes are: {known}")
+
+
 def _resolve(names: Sequence[str], categories: Sequence[Mapping], flag: str) -> tuple[str, ...]:
     """The source's own spelling of each of ``names``; an unknown name is a one-line error."""
-    by_norm: dict[str, str] = {}
-    for c in categories:
-        by_norm.setdefault(_norm(str(c["name"])), str(c["name"]))
-    exact = {str(c["name"]) for c in categories}
     out = []
     for n in names:
-        if n in exact:
-            out.append(n)
-        elif _norm(n) in by_norm:
-            out.append(by_norm[_norm(n)])
-        else:
-            known = ", ".join(dict.fromkeys(str(c["name"]) for c in categories)) or "(none)"
-            raise UsageError(f"{flag}: unknown class {n!r}; the input's classes are: {known}")
+        found = find_class(n, categories)
+        if found is None:
+            raise unknown_class(n, categories, flag)
+        out.append(found)
     return tuple(dict.fromkeys(out))
 
 
@@ -340,17 +353,18 @@ def map_categories(ts: TrackSet, mapping: Mapping[str, str], flag: str = "--map"
     """Boxes of category ``old`` become category ``new`` for every ``old -> new`` of ``mapping``.
 
     ``new`` may be an existing category (the two merge; ``old`` leaves the list) or a new name
-    (``old`` is renamed, keeping its id). An unknown ``old`` is a :class:`UsageError`.
+    (``old`` is renamed, keeping its id; further old names mapped to the same new name merge
+    into it). An unknown ``old`` is a :class:`UsageError`.
     """
     if not mapping:
         return ts
-    olds = _resolve(list(mapping), ts.categories, flag)
-    resolved = dict(zip(olds, mapping.values()))
+    resolved = {_resolve([old], ts.categories, flag)[0]: new for old, new in mapping.items()}
     by_name: dict[str, int] = {}
     for c in ts.categories:
         by_name.setdefault(str(c["name"]), int(c["id"]))
     cats = [dict(c) for c in ts.categories]
     lut: dict[int, int] = {}
+    renamed: dict[str, int] = {}  # a new name (compared loosely) -> the id an earlier rename gave it
     for old, new in resolved.items():
         new = new.strip()
         if not new:
@@ -358,9 +372,12 @@ def map_categories(ts: TrackSet, mapping: Mapping[str, str], flag: str = "--map"
         old_id = by_name[old]
         target = next((by_name[n] for n in by_name if _norm(n) == _norm(new) and n != old), None)
         if target is None:
+            target = renamed.get(_norm(new))
+        if target is None:
             for c in cats:
                 if str(c["name"]) == old:
                     c["name"] = new
+            renamed[_norm(new)] = old_id
         else:
             lut[old_id] = target
     if lut:

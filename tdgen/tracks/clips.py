@@ -1,6 +1,6 @@
 """Windowing a TrackSet into Clips: F frames of one video and up to N track slots.
 
-A :class:`Clip` is what the model is conditioned on (DESIGN §3):
+A :class:`Clip` is what the model is conditioned on:
 
 - ``F`` frames of one video, consecutive or taken every ``step`` source frames;
 - ``N`` slots; slot ``k`` is one identity (track) for the whole clip, slots are ordered by
@@ -19,7 +19,7 @@ boxes; Python only loops over videos, windows and split parts.
 
 Seeds and shards are derived from the clip id with a keyed hash (:func:`clip_seed`,
 :func:`stable_shard`), never from Python's ``hash()`` or a position in a list, so a clip's
-result does not depend on batch size, shard count or processing order (DESIGN §3, §7).
+result does not depend on batch size, shard count or processing order.
 
 This module imports numpy only (no torch): ``tdgen.tracks`` stays light.
 """

@@ -1,25 +1,25 @@
 """Writing COCO-VID: every rule of the document in one place, as a dict or as a stream of bytes.
 
 :class:`CocovidDoc` makes the writer's decisions once for a TrackSet (flavour, which optional
-keys are written, id renumbering) and builds the records in slices. :func:`cocovid.cocovid_dict`
-assembles them into one dict; :func:`write_cocovid_stream` writes the same document slice by
-slice, so a multi-million-box set never exists as one list of dicts. The streamed bytes are the
-bytes ``orjson.dumps(cocovid_dict(ts))`` gives (orjson's compact output of a list is the
-comma-joined output of its items). :func:`atomic_stream` is the temp-file-then-rename writer
-both use.
+keys are written, id renumbering) and builds the records in slices. :func:`cocovid_dict`
+assembles them into one dict; :func:`write_cocovid_stream` (what :func:`write_cocovid` runs)
+writes the same document slice by slice, so a multi-million-box set never exists as one list of
+dicts. The streamed bytes are the bytes ``orjson.dumps(cocovid_dict(ts))`` gives (orjson's
+compact output of a list is the comma-joined output of its items). The file is written through
+:func:`filesink.atomic_stream` (temporary file, then rename).
+
+The document meets the strictest common denominator of the tools that read COCO-VID (mmdet,
+mmtracking, ByteTrack, pycocotools): an ``info`` key, unique positive ids, images grouped by
+video and sorted by frame, contiguous frame ids, ``area``/``iscrowd`` on every annotation,
+instance ids >= 1 and unique across the file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import math
-import mmap
 import os
-import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 import orjson
@@ -29,17 +29,17 @@ try:  # the fast paths use it; without it the writer builds dicts
 except ImportError:  # pragma: no cover
     pa = None
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows: plain buffered writes there
-    fcntl = None
-
 from .. import __version__
-from ..atomic import named_os_error
+from ..atomic import atomic_write_bytes
 from ..errors import OutputError
+from .filesink import atomic_stream
+from .jsonbulk import _plain_strings, _records
 from .trackset import TrackSet
 
-__all__ = ["CocovidDoc", "atomic_stream", "write_cocovid_stream", "FLAVORS"]
+if TYPE_CHECKING:
+    from .cocovid_read import Flavor
+
+__all__ = ["CocovidDoc", "FLAVORS", "atomic_stream", "cocovid_dict", "write_cocovid", "write_cocovid_stream"]
 
 FLAVORS = ("mmdet", "bytetrack")
 ROWS = 65536  # records per slice: a few tens of MB of dicts at most
@@ -59,101 +59,6 @@ def _integral(a: np.ndarray) -> bool:
 
 def _as_list(a: np.ndarray, as_int: bool) -> list:
     return a.astype(np.int64).tolist() if as_int else a.tolist()
-
-
-# ------------------------------------------------------------------ integers as text, in bulk
-_POW10 = np.array([10**k for k in range(1, 19)], dtype=np.int64)
-_QUADS = np.frombuffer(b"".join(b"%04d" % i for i in range(10000)), dtype="<u4")
-
-
-def _ndigits(v: np.ndarray) -> np.ndarray:
-    """Length of each integer's decimal text, sign included."""
-    return np.searchsorted(_POW10, np.abs(v), side="right") + 1 + (v < 0)
-
-
-def _digits(v: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
-    """``(matrix of right-aligned decimal texts, its width, text lengths)`` for int64 values."""
-    lens = _ndigits(v)
-    width = 4 * ((int(lens.max()) + 3) // 4) if v.size else 4
-    groups = np.empty((v.size, width // 4), np.uint32)
-    a = np.abs(v)
-    for g in range(width // 4 - 1, -1, -1):
-        groups[:, g] = _QUADS[a % 10000]
-        a = a // 10000
-    mat = groups.view(np.uint8).reshape(v.size, width)
-    neg = np.flatnonzero(v < 0)
-    if neg.size:
-        mat[neg, width - lens[neg]] = ord("-")
-    return mat, width, lens
-
-
-def _arrow(a: np.ndarray) -> "pa.Array":
-    """A numpy array as an Arrow array without a copy (``pa.array`` would import pandas: 0.3 s)."""
-    a = np.ascontiguousarray(a)
-    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), a.size, [None, pa.py_buffer(a)])
-
-
-def _records(n: int, columns: list) -> bytes:
-    """``n`` records, each the concatenation of ``columns`` in order, records one after the other.
-
-    A column is ``bytes`` (the same text in every record), an int64 array (decimal integers) or
-    ``(blob, ends)`` (record ``i``'s text is ``blob[ends[i-1]:ends[i]]``). Built by one Arrow
-    ``take`` over a buffer holding every piece: no Python object per record.
-    """
-    consts = [c for c in columns if isinstance(c, bytes)]
-    const_index = {c: i for i, c in enumerate(dict.fromkeys(consts))}
-    const_list = list(const_index)
-    parts, offsets, first_of = [], [np.zeros(1, np.int64)], {}
-    pos = 0
-    blob = b"".join(const_list)
-    parts.append(np.frombuffer(blob, np.uint8))
-    offsets.append(np.cumsum([len(c) for c in const_list], dtype=np.int64))
-    pos = len(blob)
-    n_el = len(const_list)
-    idx = np.empty((n, len(columns)), np.int64)
-    for j, col in enumerate(columns):
-        if isinstance(col, bytes):
-            idx[:, j] = const_index[col]
-        elif isinstance(col, tuple):
-            data, ends = col
-            parts.append(np.frombuffer(data, np.uint8))
-            offsets.append(pos + np.asarray(ends, np.int64))
-            idx[:, j] = n_el + np.arange(n)
-            n_el += n
-            pos += len(data)
-        else:
-            mat, width, lens = _digits(np.asarray(col, np.int64))
-            parts.append(mat.reshape(-1))
-            cell = pos + np.arange(n, dtype=np.int64) * width
-            both = np.empty(2 * n, np.int64)
-            both[0::2], both[1::2] = cell + width - lens, cell + width
-            offsets.append(both)
-            idx[:, j] = n_el + 2 * np.arange(n) + 1
-            n_el += 2 * n
-            pos += mat.size
-    buf = np.concatenate(parts)
-    arr = pa.Array.from_buffers(pa.binary(), n_el, [None, pa.py_buffer(np.concatenate(offsets).astype(np.int32)),
-                                                   pa.py_buffer(buf)])
-    out = arr.take(_arrow(idx.reshape(-1)))
-    total = int(np.frombuffer(out.buffers()[1], np.int32, count=len(out) + 1)[-1])
-    return out.buffers()[2].to_pybytes()[:total]
-
-
-def _plain_strings(names: list) -> tuple[bytes, np.ndarray] | None:
-    """``(blob, ends)`` of the UTF-8 bytes of ``names`` when orjson writes each one as those bytes
-    in quotes (no quote, backslash or control character to escape), else ``None``."""
-    try:
-        data = "".join(names).encode()
-    except (TypeError, UnicodeEncodeError):
-        return None  # not all strings, or a lone surrogate: the dict path says what orjson says
-    raw = np.frombuffer(data, np.uint8)
-    if (raw < 0x20).any() or (raw == 0x22).any() or (raw == 0x5C).any():
-        return None
-    if raw.size == 0 or raw.max() < 0x80:  # ASCII: one byte a character
-        lens = np.fromiter(map(len, names), np.int64, len(names))
-    else:
-        lens = np.fromiter((len(x.encode()) for x in names), np.int64, len(names))
-    return data, np.cumsum(lens)
 
 
 def _ids_or_renumber(ids: np.ndarray) -> np.ndarray:
@@ -386,12 +291,13 @@ class CocovidDoc:
         return out
 
     def iter_bytes(self, annotations: Iterable[bytes | memoryview] | None = None,
-                   rows: int = ROWS) -> Iterator[bytes | memoryview]:
-        """The document as compact JSON, piece by piece.
+                   rows: int | None = None) -> Iterator[bytes | memoryview]:
+        """The document as compact JSON, piece by piece, ``rows`` records a slice (default: ``ROWS``).
 
         ``annotations`` replaces the records built from the boxes: pieces of comma-separated
         annotation objects (no brackets, no leading or trailing comma; empty pieces are skipped).
         """
+        rows = ROWS if rows is None else rows  # read here, so that a test can make slices small
         if any(k in self.meta for k in _DOC_KEYS):
             # such a meta key replaces a value in place in the dict: only the dict says where
             if annotations is not None:
@@ -431,145 +337,6 @@ class CocovidDoc:
         yield b"".join(tail)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-class _Sink:
-    """A write-only file that copies what it is given into page-aligned buffers and writes each
-    full buffer from a background thread, with ``O_DIRECT`` where the file system allows it.
-
-    Writing a big file through the page cache costs the kernel a fresh page per 4 KiB, which on
-    some machines is slower than the disk; ``O_DIRECT`` skips that, and the thread lets the next
-    buffer be filled while one is written. The unaligned end of the file is written normally.
-    """
-
-    ALIGN = 4096
-    SIZE = 8 << 20
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.direct = False
-        flag = getattr(os, "O_DIRECT", 0)
-        if flag and fcntl is not None:
-            try:
-                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | flag)
-                self.direct = True
-            except OSError:
-                pass
-        self.bufs = [mmap.mmap(-1, self.SIZE), mmap.mmap(-1, self.SIZE)]
-        self.views = [memoryview(b) for b in self.bufs]
-        self.cur = 0
-        self.fill = 0
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tdgen-write")
-        self.pending: Future | None = None
-
-    def write(self, data: Any) -> None:
-        mv = memoryview(data).cast("B")
-        pos, n = 0, len(mv)
-        while pos < n:
-            k = min(n - pos, self.SIZE - self.fill)
-            self.views[self.cur][self.fill:self.fill + k] = mv[pos:pos + k]
-            self.fill += k
-            pos += k
-            if self.fill == self.SIZE:
-                self._hand_off()
-
-    def _write_all(self, view: memoryview) -> None:
-        while len(view):
-            try:
-                n = os.write(self.fd, view)
-            except OSError as e:
-                if not (self.direct and e.errno == errno.EINVAL):
-                    raise
-                self._buffered()  # O_DIRECT accepted by fcntl but not by the file system
-                continue
-            view = view[n:]
-            if len(view) and self.direct:
-                self._buffered()  # a short write leaves an unaligned rest
-
-    def _buffered(self) -> None:
-        fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
-        self.direct = False
-
-    def _wait(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()
-
-    def _hand_off(self) -> None:
-        self._wait()
-        self.pending = self.pool.submit(self._write_all, self.views[self.cur][:self.fill])
-        self.cur ^= 1
-        self.fill = 0
-
-    def close(self) -> None:
-        """Write what is left and wait for it (the caller fsyncs)."""
-        try:
-            self._wait()
-            aligned = self.fill - self.fill % self.ALIGN
-            view = self.views[self.cur]
-            if aligned:
-                self._write_all(view[:aligned])
-            if self.fill > aligned:
-                if self.direct:  # the last partial block cannot go through O_DIRECT
-                    self._buffered()
-                self._write_all(view[aligned:self.fill])
-        finally:
-            self.abort()
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self._wait()
-        self.pool.shutdown(wait=True)
-        for v in self.views:
-            v.release()
-        for b in self.bufs:
-            b.close()
-        self.views, self.bufs = [], []
-
-
-@contextlib.contextmanager
-def atomic_stream(path: str | os.PathLike) -> Iterator[_Sink]:
-    """A sink to write ``path`` through: a temporary sibling renamed over ``path`` when the
-    block succeeds, removed when it fails (so ``path`` is either untouched or complete).
-
-    The temporary file is ``.<name>.<random>.tmp`` beside ``path`` (what
-    :func:`tdgen.atomic.remove_temp_files` cleans up after a kill). An ``OSError`` names ``path``.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise named_os_error(e, path) from None
-    sink = None
-    try:
-        sink = _Sink(fd)
-        yield sink
-        sink.close()
-        sink = None
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        # mkstemp makes the file 0600; give it the permissions a plain open() would have.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if sink is not None:
-            sink.abort()
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise named_os_error(e, path) from None
-        raise
-
-
 def write_cocovid_stream(ts: TrackSet, path: str | os.PathLike, flavor: str | None = None, *,
                          info: dict | None = None) -> Path:
     """Write ``ts`` as compact COCO-VID, slice by slice, atomically; see :class:`CocovidDoc`."""
@@ -582,4 +349,34 @@ def write_cocovid_stream(ts: TrackSet, path: str | os.PathLike, flavor: str | No
     with atomic_stream(path) as f:
         for piece in doc.iter_bytes():
             f.write(piece)
+    return path
+
+
+def _all_unique(ids: np.ndarray) -> bool:
+    s = np.sort(ids)
+    return bool(s.size < 2 or np.all(s[1:] != s[:-1]))
+
+
+def cocovid_dict(ts: TrackSet, flavor: Flavor | None = None, *, info: dict | None = None) -> dict:
+    """The COCO-VID document for ``ts`` as a dict (see the module docstring for the rules)."""
+    return CocovidDoc(ts, flavor, info=info).as_dict()
+
+
+def write_cocovid(ts: TrackSet, path: str | Path, flavor: Flavor | None = None, *, info: dict | None = None,
+                  indent: bool = False) -> Path:
+    """Write ``ts`` as COCO-VID (atomically) and return the path.
+
+    ``flavor`` defaults to the flavour the set was read in (``mmdet`` for other sources).
+    Raises :class:`OutputError` if an id would collide. Compact output is written slice by
+    slice (bounded memory); ``indent`` builds the whole document first.
+    """
+    if not indent:
+        return write_cocovid_stream(ts, path, flavor, info=info)
+    doc = cocovid_dict(ts, flavor, info=info)
+    for key in ("videos", "images", "annotations"):
+        ids = np.fromiter((d["id"] for d in doc[key]), dtype=np.int64, count=len(doc[key]))
+        if not _all_unique(ids):
+            raise OutputError(f"{path}: duplicate {key} ids in the output (a bug: please report it)")
+    path = Path(path)
+    atomic_write_bytes(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     return path

@@ -4,20 +4,30 @@ Rules: the base file is kept as it is (its categories, order and
 flavour); every id of an extra set is offset past the running maximum, so nothing collides;
 categories are matched by name; image paths and video names of each extra get a prefix; the
 result is checked for unique ids before it is written.
+
+The extra sets' categories can be edited before they are matched: ``drop_categories`` removes
+categories with their boxes (and so the tracks left with no box), ``category_map`` renames
+``old -> new`` (several old names onto one new name merge those categories; a new name the
+extra set already has merges the two). Both use the class rules of :mod:`tdgen.tracks.classes`
+(names compared loosely, see ``docs/mot_classes.md``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from .classes import ClassFilter, classes_except, find_class, map_categories, unknown_class
 from .cocovid_write import _ids_or_renumber
 from ..errors import AnnotationError, OutputError, UsageError
 from .trackset import Boxes, Frames, TrackSet, Videos
 
-__all__ = ["MergeOptions", "merge_tracksets", "subsample_videos", "subsample_rows", "CategoryMerge"]
+__all__ = ["MergeOptions", "merge_tracksets", "subsample_videos", "subsample_rows", "CategoryMerge",
+           "check_category_edits", "edit_categories"]
+
+DROP_FLAG, MAP_FLAG = "--drop-categories", "--map"
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,50 @@ class MergeOptions:
     ratio: float | None = None  # keep this fraction of each extra's videos
     max_videos: int | None = None  # keep at most this many videos of each extra
     seed: int = 0
+    drop_categories: tuple[str, ...] = ()  # categories of the extras removed with their boxes
+    category_map: Mapping[str, str] = field(default_factory=dict)  # extras' category old name -> new name
+
+    @property
+    def edits_categories(self) -> bool:
+        """True when the extra sets' categories are dropped or mapped before matching."""
+        return bool(self.drop_categories or self.category_map)
+
+
+def check_category_edits(extra_categories: Sequence[Sequence[Mapping]], options: MergeOptions) -> None:
+    """Every name of ``drop_categories`` and ``category_map`` must be a class of some extra set
+    (else a :class:`UsageError` naming the classes there are), and none may be both dropped and
+    mapped."""
+    for names, flag in ((options.drop_categories, DROP_FLAG), (list(options.category_map), MAP_FLAG)):
+        for name in names:
+            if all(find_class(name, cats) is None for cats in extra_categories):
+                every = [c for cats in extra_categories for c in cats]
+                raise unknown_class(name, every, flag, "the extra sets'")
+    for cats in extra_categories:
+        dropped = {find_class(n, cats) for n in options.drop_categories} - {None}
+        for old in options.category_map:
+            if find_class(old, cats) in dropped:
+                raise UsageError(f"{MAP_FLAG}: {old!r} is dropped by {DROP_FLAG} too; give it to one of them")
+
+
+def edit_categories(ts: TrackSet, options: MergeOptions) -> TrackSet:
+    """An extra set with ``options.drop_categories`` removed and ``options.category_map`` applied
+    (the names it lacks are skipped: :func:`check_category_edits` checked them against every
+    extra set). What was dropped is counted in one warning line."""
+    found = (find_class(n, ts.categories) for n in options.drop_categories)
+    drop = list(dict.fromkeys(n for n in found if n is not None))  # the set's own spelling
+    if drop:
+        tracks_before = ts.num_tracks
+        keep = classes_except(ts.categories, drop, DROP_FLAG)
+        if keep:
+            ts, report = ClassFilter(classes=keep).apply(ts)
+            text = report.summary()
+        else:  # every category dropped: the videos stay, without boxes
+            text = f"kept 0 of {ts.num_boxes:,} boxes; no category listed"
+            ts = replace(ts, boxes=ts.boxes.take(np.zeros(0, np.int64)), categories=[], warnings=list(ts.warnings))
+        lost = tracks_before - ts.num_tracks
+        ts.warnings.append(f"{DROP_FLAG} {', '.join(drop)}: {text}; {lost:,} tracks left with no box dropped")
+    mapping = {old: new for old, new in options.category_map.items() if find_class(old, ts.categories) is not None}
+    return map_categories(ts, mapping, MAP_FLAG) if mapping else ts
 
 
 def subsample_rows(n: int, ratio: float | None, max_videos: int | None, seed: int) -> np.ndarray | None:
@@ -117,6 +171,8 @@ def merge_tracksets(base: TrackSet, extras: Sequence[TrackSet], options: MergeOp
     """Return ``base`` followed by every extra set, with ids offset and categories matched by name."""
     prefixes = options.prefixes
     check_prefixes(len(extras), prefixes)
+    if options.edits_categories:
+        check_category_edits([ts.categories for ts in extras], options)
     cats = CategoryMerge(base.categories, base.source)
 
     vid_ids = [_ids_or_renumber(base.videos.id)]
@@ -135,6 +191,8 @@ def merge_tracksets(base: TrackSet, extras: Sequence[TrackSet], options: MergeOp
 
     for e, ts in enumerate(extras):
         ts = subsample_videos(ts, options.ratio, options.max_videos, options.seed + e)
+        if options.edits_categories:
+            ts = edit_categories(ts, options)
         prefix = prefix_for(prefixes, e)
         src_ids, dst_ids = cats.add(ts.categories, np.unique(ts.boxes.category), ts.source, options.add_categories)
         cat = dst_ids[np.searchsorted(src_ids, ts.boxes.category)] if ts.num_boxes else ts.boxes.category

@@ -6,9 +6,10 @@ categories, warnings and errors), without holding any input as a TrackSet:
 
 1. Pass 1 reads each input once, ``BLOCK`` bytes at a time. Everything but the ``annotations``
    array (the "skeleton": videos, images, categories, ...) goes through the normal reader. The
-   annotations are parsed by pyarrow block by block, checked against the reader's rules (the
-   same errors, in the same order) and reduced to a few integer columns: ids, frame rows,
-   categories, tracks (about 30 bytes a box).
+   annotations are parsed by pyarrow block by block, checked with the reader's own rules (the
+   column rules of :mod:`tdgen.tracks.arrowcols`, the checks against images, categories and
+   videos of :mod:`tdgen.tracks.cocovid_checks`: the same errors, in the same order) and reduced
+   to a few integer columns: ids, frame rows, categories, tracks (about 30 bytes a box).
 2. The merge is planned on those columns with the rules of the in-memory merge.
 3. Pass 2 writes a temporary file: the head (videos, images) by the normal writer, then each
    input's annotation bytes, read again and rewritten where a value changes (ids offset,
@@ -21,7 +22,10 @@ the file equals the in-memory merge's output after parsing (numbers compare by v
 an input may stay ``12`` where the writer would put ``12.0``), not byte for byte. Inputs this path
 does not reproduce exactly (pretty-printed JSON, ``null`` values, string track ids, boxes not in
 image order, nested values or escapes in a file whose ids change, ...) are merged in memory
-instead, as are small inputs (below ``STREAM_MIN_BYTES``) and MOT or YouTube-VIS inputs.
+instead, as are small inputs (below ``STREAM_MIN_BYTES``), MOT or YouTube-VIS inputs, and every
+merge that drops or maps categories (``MergeOptions.drop_categories`` / ``category_map``: the
+rules of :mod:`tdgen.tracks.classes` run on whole TrackSets, so such a merge holds its inputs in
+memory).
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ from typing import Any, BinaryIO, Iterator, Sequence
 import numpy as np
 import orjson
 
-from .cocovid import _shared_between_videos as _reader_shared_between_videos
-from .cocovid_write import FLAVORS, CocovidDoc, _arrow, _digits, _ids_or_renumber, _ndigits, atomic_stream
+from .cocovid_checks import AnnotationChecks, CategoryIndex, ImageIndex, duplicate_id, make_tracks
+from .cocovid_write import FLAVORS, CocovidDoc, _ids_or_renumber, atomic_stream
+from .jsonbulk import _arrow, _digits, _ndigits
 from ..errors import AnnotationError, OutputError
 from .merge import (CategoryMerge, MergeOptions, check_names, check_prefixes, merge_tracksets, prefix_for,
                     prefixed, subsample_rows)
@@ -52,6 +57,9 @@ try:  # a core dependency; without it every merge takes the in-memory path
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.json as pj
+
+    # the fast reader's column rules, so that both give up on the same values
+    from .arrowcols import box_matrix, flag_column, float_column, int_column
 except ImportError:  # pragma: no cover
     pa = None
 
@@ -63,7 +71,6 @@ PARSE_BLOCK = 4 << 20  # pyarrow's block: a few per BLOCK, so its threads share 
 WORKERS = 2  # pieces rewritten at the same time
 SPLIT = 1 << 15  # records per piece rewritten
 MAX_DEFERRED = 8  # blocks parsed ahead of the skeleton before waiting for it
-SAFE_INT = 2**53 - 1
 _WHAT = "a COCO-VID JSON file"
 
 
@@ -116,14 +123,15 @@ def merge_files(base: str | Path, extras: Sequence[str | Path], output: str | Pa
     """Merge ``extras`` into ``base`` (annotation files or MOT/YouTube-VIS sources) into ``output``.
 
     Same rules, output and errors as reading every input, :func:`merge.merge_tracksets` and
-    :func:`cocovid.write_cocovid`; big COCO-VID inputs are streamed (see the module docstring).
+    :func:`cocovid.write_cocovid`; big COCO-VID inputs are streamed (see the module docstring),
+    except when ``options`` drops or maps categories: that merge is made in memory.
     ``output`` is written atomically; on an error nothing is written.
     """
     if flavor is not None and flavor not in FLAVORS:
         raise ValueError(f"unknown flavour {flavor!r}; expected one of {FLAVORS}")
     paths = [Path(base), *(Path(p) for p in extras)]
     output = Path(output)
-    if pa is not None and _streamable(paths, stream_min_bytes):
+    if pa is not None and not options.edits_categories and _streamable(paths, stream_min_bytes):
         try:
             return _stream_merge(paths, output, options, flavor)
         except _Unsupported:
@@ -211,84 +219,11 @@ class _Window:
         self.arr = self.raw = None
 
 
-def _bits(buf: "pa.Buffer", offset: int, n: int) -> np.ndarray:
-    raw = np.frombuffer(buf, np.uint8, count=(offset + n + 7) // 8)
-    return np.unpackbits(raw, bitorder="little", count=offset + n)[offset:].astype(bool)
-
-
-def _column(col: "pa.ChunkedArray", dtype: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(values, mask of present values or None if all are)``; absent values read as 0."""
-    n = len(col)
-    out = np.zeros(n, dtype)
-    valid = np.ones(n, bool) if col.null_count else None
-    pos = 0
-    for ch in col.chunks:
-        k = len(ch)
-        if k == 0:
-            continue
-        if ch.null_count == k:
-            valid[pos:pos + k] = False
-        else:
-            bufs = ch.buffers()
-            out[pos:pos + k] = np.frombuffer(bufs[1], dtype, count=ch.offset + k)[ch.offset:]
-            if ch.null_count:
-                valid[pos:pos + k] = _bits(bufs[0], ch.offset, k)
-        pos += k
-    if valid is not None:
-        out[~valid] = 0
-    return out, valid
-
-
-def _boxes(col: "pa.ChunkedArray") -> np.ndarray:
-    parts = []
-    for ch in col.chunks:
-        k = len(ch)
-        if k == 0:
-            continue
-        if ch.null_count:
-            raise _Unsupported
-        offs = np.frombuffer(ch.buffers()[1], np.int32, count=ch.offset + k + 1)[ch.offset:]
-        if not np.all(np.diff(offs) == 4):
-            raise _Unsupported
-        child = ch.values
-        if child.null_count:
-            raise _Unsupported
-        vals = np.frombuffer(child.buffers()[1], np.float64, count=child.offset + len(child))[child.offset:]
-        parts.append(vals[offs[0]:offs[-1]].reshape(-1, 4))
-    return np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros((0, 4)))
-
-
-def _check_ints(v: np.ndarray) -> None:
-    # the reader refuses integers past +-(2**53 - 1); let it say so
-    if v.size and (v.min() < -SAFE_INT or v.max() > SAFE_INT):
+def _given(got: tuple | None) -> tuple:
+    """A column the fast reader's rules accept, else :class:`_Unsupported` (the reader says why)."""
+    if got is None:
         raise _Unsupported
-
-
-def _first(bad: np.ndarray) -> int | None:
-    return int(np.argmax(bad)) if bad.any() else None
-
-
-class _Lookup:
-    """Frame row of an image id (the skeleton's frames), as the reader finds it."""
-
-    def __init__(self, ts: TrackSet):
-        fid = ts.frames.id
-        self.n = n = fid.size
-        self.contiguous = bool(n and (n < 2 or (fid[1:] > fid[:-1]).all()) and int(fid[-1]) - int(fid[0]) == n - 1)
-        self.fid0 = int(fid[0]) if n else 0
-        if not self.contiguous:
-            self.order = np.argsort(fid)
-            self.sorted = fid[self.order]
-
-    def __call__(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.contiguous:
-            p = img - self.fid0
-            ok = (p >= 0) & (p < self.n)
-            return np.where(ok, p, 0), ok
-        if not self.n:
-            return np.zeros(img.size, np.int64), np.zeros(img.size, bool)
-        p = np.clip(np.searchsorted(self.sorted, img), 0, self.n - 1)
-        return self.order[p], self.sorted[p] == img
+    return got
 
 
 class _Part:
@@ -310,7 +245,7 @@ class _Part:
 
     def locate(self) -> None:
         """Open the file, read up to the annotations and guess where they end (quick)."""
-        from .io import open_regular_file
+        from .files import open_regular_file
 
         self._f = open_regular_file(self.path, _WHAT)
         try:
@@ -455,22 +390,17 @@ class _Part:
     # ---------------------------------------------------------------- the records
     def _set_skeleton(self, ts: TrackSet) -> None:
         self.ts = ts
-        self.lookup = _Lookup(ts)
-        cat_ids = np.array([int(c["id"]) for c in ts.categories], dtype=np.int64)
-        self.cat_ids = cat_ids
-        self.cat_table = None
-        if cat_ids.size and cat_ids.min() >= 0 and cat_ids.max() < (1 << 20):
-            self.cat_table = np.zeros(int(cat_ids.max()) + 2, bool)
-            self.cat_table[cat_ids] = True
-        self.frame_w = ts.frames.width.astype(np.float64)
-        self.frame_h = ts.frames.height.astype(np.float64)
-        self.frame_vid = ts.videos.id[ts.frames.video] if ts.num_frames else np.zeros(0, np.int64)
+        cats = CategoryIndex(np.array([int(c["id"]) for c in ts.categories], dtype=np.int64))
+        self.small_categories = cats.table is not None  # category ids then fit in int32
+        frame_vid = ts.videos.id[ts.frames.video] if ts.num_frames else np.zeros(0, np.int64)
+        self.checks.set_skeleton(ImageIndex(ts.frames.id), cats, frame_vid, ts.frames.width, ts.frames.height)
 
     def _reset(self, ts: TrackSet | Future | None) -> None:
         """Empty columns; ``ts`` the skeleton, or a future of the guessed one."""
         self.ts = None
         self._pending: Future | None = None
         self._deferred: list[tuple] = []
+        self.checks = AnnotationChecks(self.file)  # the reader's checks, block by block
         if isinstance(ts, Future):
             self._pending = ts
         elif ts is not None:
@@ -485,8 +415,6 @@ class _Part:
         self.last_frame = -1
         self.cols: dict[str, list] = {k: [] for k in ("id", "frame", "cat", "inst", "inst_ok", "inst_len", "tid",
                                                       "tid_ok", "tid_len", "vid_ok")}
-        self.errors: dict[str, tuple] = {}  # the first record failing each check
-        self.outside = 0
         self.area_missing: list[tuple[np.ndarray, np.ndarray]] = []  # (record, w * h)
         self.crowd_missing: list[np.ndarray] = []
         self.has_vis = self.has_conf = False
@@ -602,13 +530,12 @@ class _Part:
             raise _Unsupported from None
         if t.num_rows != rows:
             raise _Unsupported  # two objects on one line (a missing comma) or similar
-        c, base, err = self.cols, self.n, self.errors
+        c, base = self.cols, self.n
         req = {}
         for name in ("id", "image_id", "category_id"):
-            v, ok = _column(t.column(name), np.int64)
+            v, ok = _given(int_column(t.column(name)))
             if ok is not None:
                 raise _Unsupported  # missing: the reader names the record
-            _check_ints(v)
             req[name] = v
         ids = req["id"]
         c["id"].append(ids)
@@ -624,8 +551,7 @@ class _Part:
                 c[key + "_ok"].append(None)
                 c[key + "_len"].append(None)
                 continue
-            v, ok = _column(col, np.int64)
-            _check_ints(v)
+            v, ok = _given(int_column(col))
             present = np.ones(rows, bool) if ok is None else ok
             count = int(np.count_nonzero(present))
             if key == "inst":
@@ -638,37 +564,30 @@ class _Part:
         vcol = t.column("video_id")
         vid = vid_ok = None
         if vcol.null_count < rows:
-            vid, ok = _column(vcol, np.int64)
+            vid, ok = _given(int_column(vcol))
             vid_ok = np.ones(rows, bool) if ok is None else ok
-            _check_ints(vid)
         c["vid_ok"].append(vid_ok)
-        crowd, ok = _column(t.column("iscrowd"), np.int64)
-        if not np.all((crowd == 0) | (crowd == 1)):
-            raise _Unsupported  # the reader refuses it
+        _, ok = _given(flag_column(t.column("iscrowd")))
         if ok is not None:
             self.crowd_missing.append(np.flatnonzero(~ok) + base)
-        box = _boxes(t.column("bbox"))
+        box = _given(box_matrix(t.column("bbox")))
         if box.shape[0] != rows:
             raise _Unsupported
-        x, y, bw, bh = box[:, 0], box[:, 1], box[:, 2], box[:, 3]
-        j = _first(~((bw > 0) & (bh > 0)))
-        if j is not None and "box" not in err:
-            err["box"] = (base + j, int(ids[j]), box[j].tolist())
-        _, ok = _column(t.column("area"), np.float64)
+        edges = self.checks.boxes(base, ids, box)
+        _, ok = _given(float_column(t.column("area")))
         if ok is not None:
             miss = np.flatnonzero(~ok)
-            self.area_missing.append((miss + base, bw[miss] * bh[miss]))
+            self.area_missing.append((miss + base, box[miss, 2] * box[miss, 3]))
+        del box
         for name in ("visibility", "mot_conf"):
             if t.column(name).null_count < rows:
                 if name == "visibility":
                     self.has_vis = True
                 else:
                     self.has_conf = True
-        src, _ = _column(t.column("mot_instance_id"), np.float64)
-        if not (np.all(src == np.trunc(src)) and np.all(np.abs(src) <= SAFE_INT)):
-            raise _Unsupported  # the reader refuses it
+        _given(float_column(t.column("mot_instance_id"), integral=True))
         del t
-        block = (base, ids, req["image_id"], req["category_id"], vid, vid_ok, x + bw, y + bh, (x < 0) | (y < 0))
+        block = (base, ids, req["image_id"], req["category_id"], vid, vid_ok, edges)
         self.n += rows
         if self.ts is None:  # the skeleton is still being parsed: check this block when it is there
             self._deferred.append(block)
@@ -689,37 +608,20 @@ class _Part:
 
     def _check(self, block: tuple) -> None:
         """The checks against the skeleton (images, categories, videos, frame sizes) of one block."""
-        base, ids, img, cat, vid, vid_ok, right, bottom, neg = block
-        c, err = self.cols, self.errors
+        base, ids, img, cat, vid, vid_ok, edges = block
+        c = self.cols
         rows = ids.size
-        frame, ok = self.lookup(img)
-        j = _first(~ok)
-        if j is not None and "image" not in err:
-            err["image"] = (base + j, int(ids[j]), int(img[j]))
+        frame = self.checks.records(base, ids, img, cat, vid, vid_ok, edges)
         if rows and (frame[0] < self.last_frame or np.any(frame[1:] < frame[:-1])):
             self.unordered = True
         if rows:
             self.last_frame = int(frame[-1])
         c["frame"].append(frame.astype(np.int32))
-        if self.cat_table is not None:
-            t_ = self.cat_table
-            known = t_[np.clip(cat, 0, t_.size - 1)] & (cat >= 0) & (cat < t_.size - 1)
-        else:
-            known = np.isin(cat, self.cat_ids)
-        j = _first(~known)
-        if j is not None and "category" not in err:
-            err["category"] = (base + j, int(ids[j]), int(cat[j]))
-        c["cat"].append(cat.astype(np.int32) if self.cat_table is not None else cat)
-        if vid_ok is not None:
-            want = self.frame_vid[frame]
-            j = _first(vid_ok & (vid != want))
-            if j is not None and "video" not in err:
-                err["video"] = (base + j, int(ids[j]), int(vid[j]), int(want[j]))
-        self.outside += int(np.count_nonzero(neg | (right > self.frame_w[frame]) | (bottom > self.frame_h[frame])))
+        c["cat"].append(cat.astype(np.int32) if self.small_categories else cat)
 
     # ---------------------------------------------------------------- the rules
     def _finish(self) -> None:
-        ts, file, c, err = self.ts, self.file, self.cols, self.errors
+        ts, file, c = self.ts, self.file, self.cols
         fr = ts.frames
 
         sizes = self.block_rows
@@ -732,35 +634,16 @@ class _Part:
 
         ids = cat("id", np.int64)
         n = ids.size
-        # the reader's order: duplicate ids, image ids, categories, video ids, boxes
+        # the reader's order: duplicate ids, then image ids, categories, video ids, boxes
         if not self.ids_increasing:
-            order = np.argsort(ids, kind="stable")
-            s = ids[order]
-            d = np.flatnonzero(s[1:] == s[:-1])
-            if d.size:
-                a, b = order[d[0]], order[d[0] + 1]
-                raise AnnotationError(file, f"annotations[{b}]", f"duplicate id {int(ids[b])} (also annotations[{a}])")
-            del order, s
-        if "image" in err:
-            j, i, img = err["image"]
-            raise AnnotationError(file, f"annotations[{j}] (id {i})", f"image_id {img} is not in 'images'")
-        if "category" in err:
-            j, i, v = err["category"]
-            raise AnnotationError(file, f"annotations[{j}] (id {i})", f"category_id {v} is not in 'categories'")
-        if "video" in err:
-            j, i, v, want = err["video"]
-            raise AnnotationError(file, f"annotations[{j}] (id {i})",
-                                  f"video_id {v} differs from its image's video {want}")
-        if "box" in err:
-            j, i, box = err["box"]
-            raise AnnotationError(file, f"annotations[{j}] (id {i})", f"bbox {box} has non-positive or NaN size",
-                                  hint="pass --drop-invalid-boxes to skip such boxes")
+            err = duplicate_id(file, "annotations", ids)
+            if err is not None:
+                raise err
+        notes = self.checks.finish()
         if self.unordered:
             raise _Unsupported
         warnings, style = ts.warnings, ts.style
-        if self.outside:
-            warnings.append(f"{self.outside} boxes extend past their frame (kept as they are; "
-                            "clipped when cut into clips)")
+        warnings.extend(notes)
         frame = cat("frame", np.int32)
         vrow = fr.video.astype(np.int32)[frame] if n else np.zeros(0, np.int32)
         # tracks, as the reader makes them (the columns are big: no copies that are not needed)
@@ -777,25 +660,9 @@ class _Part:
             tid = tid_ok = self.tid_len = None
             eff = inst
             no_inst = ~inst_ok | (eff < 0)
-        any_no_inst = bool(no_inst.any())
-        track = np.where(no_inst, 0, eff) if any_no_inst else eff  # eff itself is not changed below
+        track = np.where(no_inst, 0, eff) if no_inst.any() else eff  # eff itself is not changed below
         del eff
-        if n:
-            shared = _shared_between_videos(track[~no_inst], vrow[~no_inst]) if any_no_inst else \
-                _shared_between_videos(track, vrow)
-            if shared:
-                key = vrow.astype(np.int64) * (int(track.max()) + 2) + track
-                track = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64) + 1
-                del key
-                warnings.append("instance ids repeat across videos: tracks renumbered per (video, id)")
-                style["renumbered_tracks"] = True
-            if any_no_inst:
-                nxt = int(track.max()) + 1
-                track[no_inst] = np.arange(nxt, nxt + int(no_inst.sum()))
-                warnings.append(f"{int(no_inst.sum())} boxes have no instance/track id: each got its own track")
-                style["no_instance"] = int(no_inst.sum())
-            if ((track[~no_inst] if any_no_inst else track) == 0).any():
-                warnings.append("instance ids start at 0: written back from 1 (mmdet treats 0 as missing)")
+        track = make_tracks(track, no_inst, vrow, warnings, style)
         del vrow, no_inst
         if self.n_tid or self.n_iid:
             style["flavor"] = "bytetrack" if self.n_tid > self.n_iid else "mmdet"
@@ -818,22 +685,8 @@ class _Part:
         self.area_missing = ((np.concatenate([a for a, _ in self.area_missing]),
                               np.concatenate([b for _, b in self.area_missing])) if self.area_missing else None)
         self.crowd_missing = np.concatenate(self.crowd_missing) if self.crowd_missing else None
-        del self.cols, self.lookup, self.frame_w, self.frame_h, self.frame_vid, self.cat_table
+        del self.cols, self.checks
         _trim()
-
-
-def _shared_between_videos(track: np.ndarray, video: np.ndarray) -> bool:
-    """Whether some track id has boxes in more than one video (``video`` is non-decreasing)."""
-    if track.size == 0:
-        return False
-    # the usual case in O(n): each video's tracks lie in an id range no other video's overlaps
-    cut = np.flatnonzero(video[1:] != video[:-1]) + 1
-    starts = np.concatenate([[0], cut])
-    lo_v, hi_v = np.minimum.reduceat(track, starts), np.maximum.reduceat(track, starts)
-    order = np.argsort(lo_v, kind="stable")
-    if np.all(hi_v[order][:-1] < lo_v[order][1:]):
-        return False
-    return _reader_shared_between_videos(track, video)  # the reader's exact check
 
 
 def _equal_where(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> bool:

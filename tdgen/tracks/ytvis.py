@@ -31,9 +31,9 @@ import orjson
 
 from tdgen.atomic import atomic_write_bytes
 from ..errors import AnnotationError, FormatError, OutputError
-from tdgen.tracks.io import read_regular_file
+from .files import read_regular_file
 from tdgen.tracks.jsonscan import JSONError, load_json
-from tdgen.tracks.mot import MAX_ABS_VALUE, MAX_IMAGE_SIDE
+from tdgen.tracks.mot_format import MAX_ABS_VALUE, MAX_IMAGE_SIDE
 from tdgen.tracks.trackset import Boxes, Frames, TrackSet, Videos
 
 __all__ = ["looks_like_ytvis", "read_ytvis", "write_ytvis", "ytvis_from_dict", "ytvis_to_dict"]

@@ -432,6 +432,13 @@ def test_helpers_for_merge_and_synth(trackset_from_rows):
     assert merged.boxes.category.tolist() == [1, 3, 1, 1, 1]
     renamed = map_categories(ts, {"car": "vehicle"})
     assert renamed.categories[1] == {"id": 3, "name": "vehicle"} and ts.categories[1]["name"] == "car"
+    # two old names onto one new name: the second merges into the first's rename
+    both = map_categories(ts, {"car": "thing", "Static person": "thing"})
+    assert both.categories == [{"id": 1, "name": "pedestrian"}, {"id": 3, "name": "thing"}]
+    assert both.boxes.category.tolist() == [3 if c == 7 else c for c in ts.boxes.category.tolist()]
+    # each old name keeps its own new name, whatever the spelling of the others
+    spelled = map_categories(ts, {"Car": "a", "car": "b", "static_person": "c"})
+    assert [c["name"] for c in spelled.categories] == ["pedestrian", "b", "c"]
     assert parse_class_list(" pedestrian , person on vehicle") == ("pedestrian", "person on vehicle")
     assert ClassFilter(classes=("person on vehicle",)).check(
         [{"id": 2, "name": "person_on_vehicle"}]).classes == ("person_on_vehicle",)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -383,7 +384,7 @@ def test_fast_path_gives_up_on_what_it_cannot_do_exactly():
 
 
 def test_read_cocovid_fast_path_and_its_fallback_read_the_file_again(tmp_path, monkeypatch):
-    import tdgen.tracks.cocovid as cv
+    import tdgen.tracks.cocovid_read as cv
 
     monkeypatch.setattr(cv, "FAST_PATH_BYTES", 0)
     doc = orjson.loads((REAL / "demo_cocovid_data_ann_vid.json").read_bytes())
@@ -405,9 +406,46 @@ def test_read_cocovid_fast_path_and_its_fallback_read_the_file_again(tmp_path, m
 
 @pytest.mark.parametrize("scale", [1, 10**12])  # compact ids (per-id min/max) and sparse ones (sorting)
 def test_shared_between_videos_both_strategies(scale):
-    from tdgen.tracks.cocovid import _shared_between_videos
+    from tdgen.tracks.cocovid_checks import shared_between_videos
 
     track = np.array([3, 1, 3, 2, 1]) * scale
-    assert not _shared_between_videos(track, np.array([0, 1, 0, 1, 1]))
-    assert _shared_between_videos(track, np.array([0, 1, 2, 1, 1]))
-    assert not _shared_between_videos(track[:0], track[:0])
+    assert not shared_between_videos(track, np.array([0, 1, 0, 1, 1]))
+    assert shared_between_videos(track, np.array([0, 1, 2, 1, 1]))
+    assert not shared_between_videos(track[:0], track[:0])
+    # runs of one video whose id ranges do not meet: answered without the exact check
+    assert not shared_between_videos(np.array([1, 2, 5, 6, 3]) * scale, np.array([0, 0, 1, 1, 0]))
+    assert shared_between_videos(np.array([1, 2, 5, 6, 2]) * scale, np.array([0, 0, 1, 1, 2]))
+
+
+def test_fast_path_without_annotations_does_not_look_for_pandas(tmp_path):
+    """pyarrow imports pandas (when installed: 0.3 s) to convert Python lists; the fast path never asks it to."""
+    doc = make_doc(2, [3, 2], [[1], [1]], "mmdet", 0)
+    del doc["annotations"]
+    path = tmp_path / "no_annotations.json"
+    path.write_bytes(orjson.dumps(doc))
+    code = f"""
+import sys
+looked = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "pandas":
+            looked.append(name)
+        return None
+sys.meta_path.insert(0, Spy())
+import tdgen.tracks.cocovid_read as cv
+from tdgen.tracks import arrowjson
+taken = []
+real = arrowjson.fast_columns
+def spy(holder):
+    got = real(holder)
+    taken.append(got is not None)
+    return got
+arrowjson.fast_columns = spy
+cv.FAST_PATH_BYTES = 0
+ts = cv.read_cocovid({str(path)!r})
+assert taken == [True] and ts.num_frames == 5 and ts.num_boxes == 0, (taken, ts.num_frames)
+print(looked)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

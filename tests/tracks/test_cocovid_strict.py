@@ -416,7 +416,7 @@ def test_non_utf8_bytes_are_named_by_offset_on_both_paths(tmp_path, monkeypatch)
     at = data.index(b"\xe9")
     kind, msg = assert_same(data)
     assert msg == f"f.json: byte {at}: not valid UTF-8 (hint: save the file as UTF-8)"
-    import tdgen.tracks.cocovid as cv
+    import tdgen.tracks.cocovid_read as cv
 
     path = tmp_path / "latin1.json"
     path.write_bytes(data)

@@ -574,3 +574,155 @@ def test_the_skeleton_late_or_guessed_wrong(tmp_path, monkeypatch, mode):
     _both(tmp_path, paths, MergeOptions(prefixes=("s",)))
     if mode.startswith("late"):
         assert seen and all(seen)
+
+
+# --------------------------------------------------------------------------- dropping and mapping categories
+def _mot_like(flavor: str, categories: list[dict], seed: int, n_videos: int = 2) -> dict:
+    """A document whose boxes cycle through ``categories`` (each track keeps one category)."""
+    doc = make_doc(n_videos, [5] * n_videos, [[len(categories)]] * n_videos, flavor, seed)
+    doc["categories"] = categories
+    key = "instance_id" if flavor == "mmdet" else "track_id"
+    for a in doc["annotations"]:
+        a["category_id"] = categories[(a[key] - 1) % 10 % len(categories)]["id"]
+    return doc
+
+
+PED = [{"id": 1, "name": "pedestrian"}]
+MIXED = [{"id": 1, "name": "pedestrian"}, {"id": 3, "name": "car"}, {"id": 7, "name": "static_person"}]
+
+
+def _class_indices(doc: dict) -> list[int]:
+    """What ByteTrack's loader gives a detector head: each category_id's position among the
+    sorted category ids (an id that is not listed raises)."""
+    ids = sorted(c["id"] for c in doc["categories"])
+    return [ids.index(a["category_id"]) for a in doc["annotations"]]
+
+
+def test_dropped_categories_leave_a_one_class_file(tmp_path):
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+
+    base, extra = _mot_like("bytetrack", PED, 30), _mot_like("mmdet", MIXED, 31)
+    paths = [_dump(tmp_path / "base.json", base), _dump(tmp_path / "extra.json", extra)]
+    with pytest.raises(AnnotationError, match="category 'car' is not in the base set"):
+        merge_files(paths[0], paths[1:], tmp_path / "refused.json", MergeOptions(prefixes=("s",)))
+    opts = MergeOptions(prefixes=("s",), drop_categories=("static_person", "Car"))
+    doc = _both(tmp_path, paths, opts, streamed=False)
+    assert doc["categories"] == PED
+    assert {a["category_id"] for a in doc["annotations"]} == {1}
+    assert set(_class_indices(doc)) == {0}  # a 1-class head takes every box
+    kept = [a for a in extra["annotations"] if a["category_id"] == 1]
+    assert len(doc["annotations"]) == len(base["annotations"]) + len(kept)
+    extra_tracks = {a["track_id"] for a in doc["annotations"]} - {a["track_id"] for a in base["annotations"]}
+    assert len(extra_tracks) == len({a["instance_id"] for a in kept})  # tracks without a box are gone
+    assert all("track_id" in a and "instance_id" not in a for a in doc["annotations"])  # the base's flavour
+    got = merge_files(paths[0], paths[1:], tmp_path / "again.json", opts)
+    dropped = len(extra["annotations"]) - len(kept)
+    lost = len({a["instance_id"] for a in extra["annotations"]}) - len({a["instance_id"] for a in kept})
+    line = [w for w in got.warnings if "--drop-categories" in w]
+    assert line == [f"{paths[1]}: --drop-categories static_person, car: kept {len(kept)} of "
+                    f"{len(extra['annotations'])} boxes; dropped {dropped} (car {dropped // 2}, static_person "
+                    f"{dropped // 2}); 1 of 3 categories listed; {lost} tracks left with no box dropped"]
+    assert got.num_boxes == len(doc["annotations"]) and not got.streamed
+    assert len(COCO(str(tmp_path / "again.json")).getAnnIds()) == len(doc["annotations"])
+
+
+def test_mapped_categories_match_the_base(tmp_path):
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+
+    base = _mot_like("bytetrack", PED, 32)
+    extra = _mot_like("mmdet", [{"id": 4, "name": "person"}, {"id": 9, "name": "rider"}], 33)
+    paths = [_dump(tmp_path / "base.json", base), _dump(tmp_path / "extra.json", extra)]
+    opts = MergeOptions(prefixes=("s",), category_map={"person": "pedestrian", "Rider": "pedestrian"})
+    doc = _both(tmp_path, paths, opts, streamed=False)
+    assert doc["categories"] == PED
+    assert set(_class_indices(doc)) == {0}
+    assert len(doc["annotations"]) == len(base["annotations"]) + len(extra["annotations"])
+    assert len(COCO(str(tmp_path / "streamed.json")).getAnnIds()) == len(doc["annotations"])
+    # a mapping alone adds no warning
+    got = merge_files(paths[0], paths[1:], tmp_path / "again.json", opts)
+    plain = merge_files(paths[0], paths[1:], tmp_path / "plain.json", MergeOptions(prefixes=("s",), add_categories=True))
+    assert got.warnings == plain.warnings
+
+
+def test_several_old_names_onto_one_new_name_merge():
+    base = _set(_mot_like("mmdet", PED, 34))
+    extra = _set(_mot_like("mmdet", [{"id": 2, "name": "man"}, {"id": 5, "name": "woman"},
+                                     {"id": 6, "name": "car"}], 35))
+    opts = MergeOptions(prefixes=("s",), add_categories=True, category_map={"man": "person", "woman": "person"})
+    merged = merge_tracksets(base, [extra], opts)
+    assert merged.categories == PED + [{"id": 2, "name": "person"}, {"id": 3, "name": "car"}]
+    names = merged.category_names()
+    got = Counter(names[int(c)] for c in merged.boxes.category[base.num_boxes:])
+    want = Counter({"man": "person", "woman": "person"}.get(n, n) for n in
+                   (extra.category_names()[int(c)] for c in extra.boxes.category))
+    assert got == want and got["person"] > 0
+    assert base.categories == PED and merged.boxes.category[:base.num_boxes].tolist() == [1] * base.num_boxes
+
+
+def test_drop_and_map_touch_only_the_extras():
+    base = _set(_mot_like("mmdet", MIXED, 36))
+    extra = _set(_mot_like("mmdet", MIXED, 37))
+    merged = merge_tracksets(base, [extra], MergeOptions(prefixes=("s",), drop_categories=("car",),
+                                                         category_map={"static_person": "pedestrian"}))
+    assert merged.categories == MIXED  # the base's list, as it was
+    cats = merged.boxes.category
+    assert np.array_equal(cats[:base.num_boxes], base.boxes.category)
+    assert set(cats[base.num_boxes:].tolist()) == {1}
+    assert merged.num_boxes - base.num_boxes == int((extra.boxes.category != 3).sum())
+
+
+def test_a_name_one_extra_lacks_is_fine_a_name_none_has_is_refused():
+    base = _set(_mot_like("mmdet", PED, 38))
+    cars = _set(_mot_like("mmdet", [{"id": 1, "name": "pedestrian"}, {"id": 3, "name": "car"}], 39))
+    people = _set(_mot_like("mmdet", [{"id": 1, "name": "pedestrian"}, {"id": 7, "name": "static_person"}], 40))
+    merged = merge_tracksets(base, [cars, people], MergeOptions(prefixes=("a", "b"),
+                                                                drop_categories=("car", "static_person")))
+    assert merged.categories == PED and set(merged.boxes.category.tolist()) == {1}
+    assert sum("--drop-categories" in w for w in merged.warnings) == 2  # one line per extra set
+    with pytest.raises(UsageError) as e:
+        merge_tracksets(base, [cars, people], MergeOptions(prefixes=("a", "b"), drop_categories=("bus",)))
+    assert str(e.value) == ("--drop-categories: unknown class 'bus'; the extra sets' classes are: "
+                            "pedestrian, car, static_person")
+    with pytest.raises(UsageError, match=r"^--map: unknown class 'bus'; the extra sets' classes are: "):
+        merge_tracksets(base, [cars], MergeOptions(prefixes=("a",), category_map={"bus": "pedestrian"}))
+    with pytest.raises(UsageError, match=r"^--map: 'car' is dropped by --drop-categories too"):
+        merge_tracksets(base, [cars], MergeOptions(prefixes=("a",), drop_categories=("car",),
+                                                   category_map={"car": "pedestrian"}))
+
+
+def test_dropping_every_category_of_an_extra_keeps_its_frames():
+    base = _set(_mot_like("mmdet", PED, 41))
+    cars = _set(_mot_like("mmdet", [{"id": 3, "name": "car"}], 42))
+    merged = merge_tracksets(base, [cars], MergeOptions(prefixes=("a",), drop_categories=("car",)))
+    assert merged.num_boxes == base.num_boxes and merged.num_frames == base.num_frames + cars.num_frames
+    assert merged.categories == PED
+    assert any(w.endswith(f"kept 0 of {cars.num_boxes} boxes; no category listed; {cars.num_tracks} tracks "
+                          "left with no box dropped") for w in merged.warnings)
+
+
+def test_category_edits_and_the_usage_errors_of_merge_files(tmp_path):
+    base, extra = _mot_like("mmdet", PED, 43), _mot_like("mmdet", MIXED, 44)
+    paths = [_dump(tmp_path / "base.json", base), _dump(tmp_path / "extra.json", extra)]
+    # a subsample and a drop together: the drop counts only the videos kept
+    opts = MergeOptions(prefixes=("s",), max_videos=1, drop_categories=("car", "static_person"))
+    doc = _both(tmp_path, paths, opts, streamed=False)
+    assert {a["category_id"] for a in doc["annotations"]} == {1}
+    with pytest.raises(UsageError, match="unknown class 'bus'"):
+        merge_files(paths[0], paths[1:], tmp_path / "out.json", MergeOptions(prefixes=("s",),
+                                                                            category_map={"bus": "car"}),
+                    stream_min_bytes=0)
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_annotations_without_images_are_refused_like_the_reader_does(tmp_path):
+    base, extra = _docs(45)
+    extra["images"] = []
+    paths = [_dump(tmp_path / "base.json", base), _dump(tmp_path / "extra.json", extra)]
+    with pytest.raises(AnnotationError) as streamed:
+        merge_files(paths[0], paths[1:], tmp_path / "out.json", MergeOptions(prefixes=("s",)), stream_min_bytes=0)
+    with pytest.raises(AnnotationError) as in_memory:
+        sm._merge_in_memory([Path(p) for p in paths], tmp_path / "out.json", MergeOptions(prefixes=("s",)), None)
+    assert str(streamed.value) == str(in_memory.value)
+    assert str(streamed.value).endswith("annotations[0] (id 1): image_id 1 is not in 'images'")

@@ -613,9 +613,9 @@ def test_gt_that_is_a_file(tmp_path: Path) -> None:
 
 
 def test_total_frames_bounded(tmp_path: Path, monkeypatch) -> None:
-    import tdgen.tracks.mot as mot
+    import tdgen.tracks.mot_read as mot_read
 
-    monkeypatch.setattr(mot, "MAX_TOTAL_FRAMES", 8)
+    monkeypatch.setattr(mot_read, "MAX_TOTAL_FRAMES", 8)
     make_seq(tmp_path, "a", GOOD, n=5)
     make_seq(tmp_path, "b", GOOD, n=4)
     with pytest.raises(AnnotationError, match=r"the sequences up to 'b' hold 9 frames, more than the 8 tdgen"):
@@ -717,10 +717,10 @@ def test_write_missing_image_leaves_nothing(tmp_path: Path) -> None:
 
 def test_write_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
     ts = read_mot(MOT17)
-    import tdgen.tracks.mot as mot
+    import tdgen.tracks.mot_write as mot_write
 
     calls = []
-    real = mot.atomic_write_text
+    real = mot_write.atomic_write_text
 
     def flaky(path, text):
         calls.append(path)
@@ -728,7 +728,7 @@ def test_write_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch) -> Non
             raise OSError("disk full")
         real(path, text)
 
-    monkeypatch.setattr(mot, "atomic_write_text", flaky)
+    monkeypatch.setattr(mot_write, "atomic_write_text", flaky)
     out = tmp_path / "out"
     with pytest.raises(OSError):
         write_mot(ts, out)
