@@ -1,21 +1,13 @@
-"""Model directories (DESIGN §6): find, check, load, fingerprint and create them.
+"""Model directories for ``--model``: presets, lookup, the cache, fingerprints and tiny models.
 
-A model is a local directory in diffusers layout::
+``--model`` takes a model directory (the layout of :mod:`tdgen.modelinfo`, which reads and writes
+its ``tdgen.json`` as a :class:`~tdgen.modelinfo.ModelInfo`) or a preset name from ``presets/``
+(``tiny``: a small randomly initialised model, built on first use into the cache and reused;
+``default``: the bundled model). Nothing is ever downloaded.
 
-    MODEL/
-      model_index.json
-      unet/          config.json + diffusion_pytorch_model.safetensors   (TrackDiffusionUNet)
-      vae/           config.json + diffusion_pytorch_model.safetensors   (AutoencoderKL)
-      text_encoder/  config.json + model.safetensors                     (CLIPTextModel)
-      tokenizer/     vocab.json + merges.txt (or tokenizer.json) + tokenizer_config.json
-      scheduler/     scheduler_config.json   (its noise schedule; sampling uses DPM-Solver++)
-      tdgen.json     what tdgen needs: resolution [W, H], frames, slots, prompt_template,
-                     model_id, how the weights were made, and optionally its domain:
-                     ``"domain": {"name": "shapes", "categories": ["circle", ...]}`` (what it
-                     was trained on; missing in older models, which means unknown)
-
-``--model`` takes such a directory or a preset name from ``presets/`` (``tiny``: a small randomly
-initialised model, built on first use into the cache and reused). Nothing is ever downloaded.
+The record and directory checks are re-exported from :mod:`tdgen.modelinfo` under their old names
+here; loading weights goes through :meth:`tdgen.pipeline.TrackDiffusionPipeline.from_pretrained`,
+imported only when a model is loaded or built (it needs torch).
 """
 
 from __future__ import annotations
@@ -24,29 +16,44 @@ import hashlib
 import json
 import os
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+from . import modelinfo
 from .atomic import atomic_directory, atomic_write_text
-from .errors import TdgenError
+from .modelinfo import (
+    COMPONENTS,
+    DEFAULT_PROMPT_TEMPLATE,
+    TDGEN_JSON,
+    ModelDomain,
+    ModelError,
+    ModelInfo,
+    ModelWarning,
+    domain_record,
+    read_tdgen_json,
+    write_model_index,
+    write_tdgen_json,
+)
 
 __all__ = [
     "COMPONENTS",
     "DEFAULT_PROMPT_TEMPLATE",
     "ModelDomain",
     "ModelError",
+    "ModelInfo",
+    "ModelWarning",
     "Preset",
     "available_presets",
     "bundled_model_dir",
     "check_model_dir",
     "default_model",
+    "describe_model",
     "domain_record",
     "init_tiny_model",
     "load_pipeline",
@@ -60,27 +67,6 @@ __all__ = [
     "write_model_index",
     "write_tdgen_json",
 ]
-
-COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-DEFAULT_PROMPT_TEMPLATE = "a video of {categories}"
-TDGEN_JSON = "tdgen.json"
-_WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_CONFIG_FILES = {
-    "unet": ("config.json",),
-    "vae": ("config.json",),
-    "text_encoder": ("config.json",),
-    "scheduler": ("scheduler_config.json",),
-}
-
-
-class ModelError(TdgenError):
-    """A model directory or preset that cannot be used (exit 2): names the path and what is wrong."""
-
-    exit_code = 2
-
-
-class ModelWarning(UserWarning):
-    """A model directory that loads, but not quite as written (e.g. weights its config leaves unused)."""
 
 
 # --------------------------------------------------------------------------- presets
@@ -193,191 +179,46 @@ def resolve_model_dir(model: str | os.PathLike) -> Path:
 
 
 def check_model_dir(path: str | os.PathLike) -> None:
-    """Raise :class:`ModelError` naming the first missing piece of a model directory."""
+    """Raise :class:`ModelError` naming the first missing piece of a model directory
+    (:func:`tdgen.modelinfo.check_model_dir`; a missing directory's message names the presets)."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such model directory (pass a directory made by `tdgen model init` or "
                          f"`tdgen model import-official`, or a preset: {', '.join(available_presets())})")
-    if not path.is_dir():
-        raise ModelError(f"{path}: not a directory (a model is a directory with unet/, vae/, text_encoder/, "
-                         f"tokenizer/, scheduler/ and tdgen.json)")
-    for comp in COMPONENTS:
-        sub = path / comp
-        if not sub.is_dir():
-            raise ModelError(f"{path}: incomplete model directory: {comp}/ is missing")
-        for name in _CONFIG_FILES.get(comp, ()):
-            if not (sub / name).is_file():
-                raise ModelError(f"{sub}: {name} is missing")
-        if comp in ("unet", "vae", "text_encoder") and not any(
-            f.name.endswith(_WEIGHT_SUFFIXES) for f in sub.iterdir()
-        ):
-            raise ModelError(f"{sub}: no weights (*.safetensors or *.bin)")
-        if comp == "tokenizer" and not (
-            (sub / "tokenizer.json").is_file() or ((sub / "vocab.json").is_file() and (sub / "merges.txt").is_file())
-        ):
-            raise ModelError(f"{sub}: no tokenizer files (tokenizer.json, or vocab.json and merges.txt)")
-    index = path / "model_index.json"
-    if not index.is_file():
-        # diffusers' own loaders need it, and its absence means an incomplete copy or export
-        raise ModelError(f"{path}: incomplete model directory: model_index.json is missing")
-    try:
-        index_doc = json.loads(index.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{index}: not valid JSON: {exc}") from None
-    except OSError as exc:
-        raise ModelError(f"{index}: cannot read: {exc.strerror or exc}") from None
-    if not isinstance(index_doc, dict):
-        raise ModelError(f"{index}: must hold a JSON object")
-    read_tdgen_json(path)
-
-
-def read_tdgen_json(path: str | os.PathLike) -> dict[str, Any]:
-    """The model's ``tdgen.json`` (checked); :class:`ModelError` when missing or malformed."""
-    file = Path(path) / TDGEN_JSON
-    if not file.is_file():
-        raise ModelError(f"{path}: tdgen.json is missing (it records resolution, frames, slots and prompt "
-                         f"template; `tdgen model import-official` writes one)")
-    try:
-        info = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{file}: not valid JSON: {exc}") from None
-    if not isinstance(info, dict):
-        raise ModelError(f"{file}: must hold a JSON object")
-    res = info.get("resolution")
-    if res is not None and not (
-        isinstance(res, list) and len(res) == 2 and all(isinstance(x, int) and x > 0 and x % 8 == 0 for x in res)
-    ):
-        raise ModelError(f"{file}: 'resolution' must be [width, height], positive multiples of 8, got {res!r}")
-    for key in ("frames", "slots"):
-        if key in info and not (isinstance(info[key], int) and info[key] > 0):
-            raise ModelError(f"{file}: {key!r} must be a positive integer, got {info[key]!r}")
-    if "prompt_template" in info and not isinstance(info["prompt_template"], str):
-        raise ModelError(f"{file}: 'prompt_template' must be a string")
-    _check_domain(info.get("domain"), file)
-    return info
-
-
-def _check_domain(domain: Any, file: Path) -> None:
-    """Refuse a malformed ``domain`` record (a missing one is fine: older models have none)."""
-    if domain is None:
-        return
-    if not isinstance(domain, dict):
-        raise ModelError(f"{file}: 'domain' must be an object like {{\"categories\": [\"circle\", ...]}}, "
-                         f"got {domain!r}")
-    cats = domain.get("categories")
-    if cats is not None and not (isinstance(cats, list) and all(isinstance(c, str) and c.strip() for c in cats)):
-        raise ModelError(f"{file}: 'domain.categories' must be a list of category names, got {cats!r}")
-    name = domain.get("name")
-    if name is not None and not (isinstance(name, str) and name.strip()):
-        raise ModelError(f"{file}: 'domain.name' must be a non-empty string, got {name!r}")
-
-
-@dataclass(frozen=True)
-class ModelDomain:
-    """What a model was trained for, from its ``tdgen.json``.
-
-    ``categories`` is None when the model does not record them (older models, imported weights):
-    unknown, not empty. ``resolution`` is (W, H), None when not recorded; ``name`` is a short
-    label of the domain ("shapes") when recorded.
-    """
-
-    categories: tuple[str, ...] | None
-    resolution: tuple[int, int] | None
-    frames: int
-    model_id: str | None = None
-    name: str | None = None
+    modelinfo.check_model_dir(path)
 
 
 def model_domain(model_dir: str | os.PathLike) -> ModelDomain:
     """The :class:`ModelDomain` of a model directory (its ``tdgen.json`` is read and checked; no
     weights are loaded). :class:`ModelError` when ``tdgen.json`` is missing or malformed."""
-    info = read_tdgen_json(model_dir)
-    domain = info.get("domain") or {}
-    cats = domain.get("categories")
-    res = info.get("resolution")
-    return ModelDomain(
-        # an empty list records nothing useful either: treat it as unknown rather than "no category"
-        categories=tuple(cats) if cats else None,
-        resolution=(int(res[0]), int(res[1])) if res else None,
-        frames=int(info.get("frames", 16)),
-        model_id=str(info["model_id"]) if info.get("model_id") else None,
-        name=str(domain["name"]) if domain.get("name") else None,
-    )
+    return ModelInfo.read(model_dir).as_domain()
 
 
-def domain_record(categories: Iterable[str], name: str | None = None) -> dict[str, Any]:
-    """The ``domain`` value for ``tdgen.json``: the category names a model was trained on (each
-    once, in the order given) and, optionally, a short domain name."""
-    seen: dict[str, None] = {}
-    for c in categories:
-        text = str(c).strip()
-        if text:
-            seen.setdefault(text, None)
-    record: dict[str, Any] = {"categories": list(seen)}
-    if name:
-        record["name"] = str(name)
-    return record
-
-
-def write_tdgen_json(path: str | os.PathLike, info: Mapping[str, Any]) -> Path:
-    """Write ``tdgen.json`` atomically (sorted keys, 2-space indent)."""
-    file = Path(path) / TDGEN_JSON
-    atomic_write_text(file, json.dumps(dict(info), indent=2, sort_keys=True) + "\n")
-    return file
-
-
-def write_model_index(path: str | os.PathLike) -> Path:
-    """Write a diffusers ``model_index.json`` naming :class:`~tdgen.pipeline.TrackDiffusionPipeline`
-    and its components (so ``TrackDiffusionPipeline.from_pretrained`` also works)."""
-    from . import __version__
-
-    index = {
-        "_class_name": "TrackDiffusionPipeline",
-        "_diffusers_version": _diffusers_version(),
-        "_tdgen_version": __version__,
-        "unet": ["tdgen", "TrackDiffusionUNet"],
-        "vae": _vae_entry(Path(path) / "vae"),
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
-    }
-    file = Path(path) / "model_index.json"
-    atomic_write_text(file, json.dumps(index, indent=2) + "\n")
-    return file
-
-
-def _vae_entry(vae_dir: Path) -> list[str]:
+def describe_model(model: str | os.PathLike, model_dir: str | os.PathLike, domain: ModelDomain) -> str:
+    """How warnings name a model: ``the bundled shapes model (tdgen-shapes-v1)`` for the bundled
+    one, else ``model <what --model said> (<model_id>)``."""
+    ident = f" ({domain.model_id})" if domain.model_id else ""
     try:
-        name = json.loads((vae_dir / "config.json").read_text(encoding="utf-8")).get("_class_name")
-    except (OSError, json.JSONDecodeError):
-        name = None
-    if name == "SpaceToDepthAutoencoder":
-        return ["tdgen", "SpaceToDepthAutoencoder"]
-    return ["diffusers", "AutoencoderKL"]
-
-
-def _diffusers_version() -> str:
-    try:
-        import diffusers
-
-        return diffusers.__version__
-    except ImportError:  # pragma: no cover - the model extra is installed wherever this runs
-        return "unknown"
+        bundled = Path(model_dir).resolve() == bundled_model_dir().resolve()
+    except OSError:
+        bundled = False
+    if bundled:
+        return f"the bundled {domain.name + ' ' if domain.name else ''}model{ident}"
+    return f"model {model}{ident}"
 
 
 def model_defaults(model: str | os.PathLike) -> dict[str, Any]:
-    """``frames``, ``slots``, ``prompt_template``, ``resolution`` a model was made for, its
-    ``domain`` (:class:`ModelDomain`) and ``label`` (how messages name it); no weights loaded."""
-    from .synth.domain import describe_model
-
+    """``frames``, ``slots``, ``prompt_template``, ``resolution`` a model was made for (its
+    :class:`ModelInfo` with the defaults applied; ``resolution`` (W, H) or None), its ``domain``
+    (:class:`ModelDomain`) and ``label`` (how messages name it); no weights loaded."""
     model_dir = resolve_model_dir(model)
-    info = read_tdgen_json(model_dir)
-    domain = model_domain(model_dir)
+    info = ModelInfo.read(model_dir)
+    domain = info.as_domain()
     return {
-        "frames": int(info.get("frames", 16)),
-        "slots": int(info.get("slots", 20)),
-        "prompt_template": str(info.get("prompt_template", DEFAULT_PROMPT_TEMPLATE)),
-        "resolution": tuple(info["resolution"]) if info.get("resolution") else None,
+        "frames": info.effective_frames,
+        "slots": info.effective_slots,
+        "prompt_template": info.effective_prompt_template,
+        "resolution": info.resolution,
         "domain": domain,
         "label": describe_model(model, model_dir, domain),
     }
@@ -410,87 +251,14 @@ def model_fingerprint(path: str | os.PathLike, *, full_hash_below: int = 64 << 2
 
 
 def load_pipeline(path: str | os.PathLike, *, device: str = "cpu", dtype: Any = None):
-    """Load a checked model directory as a :class:`~tdgen.pipeline.TrackDiffusionPipeline`.
+    """Load a checked model directory as a :class:`~tdgen.pipeline.TrackDiffusionPipeline`
+    (:meth:`~tdgen.pipeline.TrackDiffusionPipeline.from_pretrained`: components from their
+    subfolders, the UNet in eval mode, DPM-Solver++ on the saved noise schedule; ``dtype`` a
+    ``torch.dtype``, default float32). Errors name the directory and component."""
+    from .pipeline import TrackDiffusionPipeline  # torch and diffusers: only once a model is loaded
 
-    Components are loaded from their subfolders explicitly (no dynamic class lookup), the UNet in
-    eval mode; the saved scheduler supplies the training noise schedule and sampling uses
-    DPM-Solver++. ``dtype`` (a ``torch.dtype``, default float32) applies to UNet, VAE and text
-    encoder. Errors name the directory and component.
-    """
-    import torch
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    from .model.autoencoder import load_autoencoder
-    from .model.unet import TrackDiffusionUNet
-    from .pipeline import TrackDiffusionPipeline, default_scheduler
-
-    _quiet_libraries()
-    root = Path(path)
-    check_model_dir(root)
-    info = read_tdgen_json(root)
-    dtype = dtype or torch.float32
-
-    def load(comp: str, fn):
-        try:
-            return fn(str(root / comp))
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{root / comp}: cannot load {comp}: {first}") from None
-
-    unet, unet_info = load("unet", lambda p: TrackDiffusionUNet.from_pretrained(p, torch_dtype=dtype,
-                                                                               output_loading_info=True))
-    unused = sorted(unet_info["unexpected_keys"])
-    if unused:
-        warnings.warn(f"{root / 'unet'}: {len(unused)} weight tensors are not used by its config.json and were "
-                      f"dropped (first: {unused[0]}); switched-off modules such as use_enhancer do this",
-                      ModelWarning, stacklevel=2)
-    vae = load("vae", lambda p: load_autoencoder(p, torch_dtype=dtype))
-    text_encoder = load("text_encoder", lambda p: CLIPTextModel.from_pretrained(p, dtype=dtype)
-                        if _transformers_major() >= 5 else CLIPTextModel.from_pretrained(p, torch_dtype=dtype))
-    tokenizer = load("tokenizer", CLIPTokenizer.from_pretrained)
-    sched_file = root / "scheduler" / "scheduler_config.json"
-    try:
-        sched_cfg = json.loads(sched_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{sched_file}: cannot read: {exc}") from None
-    scheduler = default_scheduler(sched_cfg)
-    for m in (unet, vae, text_encoder):
-        m.eval()
-        m.requires_grad_(False)
-    pipe = TrackDiffusionPipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                                  scheduler=scheduler)
-    pipe.tdgen_config = info
-    pipe.tdgen_unused_weights = unused  # UNet tensors in the files that this config has no place for
-    try:
-        pipe.to(device)
-    except (RuntimeError, AssertionError) as exc:
-        raise ModelError(f"cannot move the model to {device!r}: {str(exc).splitlines()[0]}") from None
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def _quiet_libraries() -> None:
-    """Silence the libraries' own progress bars and info logs (tdgen shows its own progress)."""
-    try:
-        import diffusers.utils.logging as dlog
-
-        dlog.disable_progress_bar()
-        dlog.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import transformers.utils.logging as tlog
-
-        tlog.disable_progress_bar()
-        tlog.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass
-
-
-def _transformers_major() -> int:
-    import transformers
-
-    return int(transformers.__version__.split(".")[0])
+    check_model_dir(path)
+    return TrackDiffusionPipeline.from_pretrained(path, device=device, torch_dtype=dtype)
 
 
 # --------------------------------------------------------------------------- tiny random model
@@ -594,7 +362,7 @@ def init_tiny_model(
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from .model.unet import TrackDiffusionUNet, tiny_config
-    from .pipeline import default_scheduler
+    from .pipeline import default_scheduler, quiet_libraries
 
     resolution = tuple(resolution or (128, 128))
     w, h = (int(x) for x in resolution)
@@ -609,7 +377,7 @@ def init_tiny_model(
     cfg = tiny_config(max_frames=max(frames, 16), max_slots=max(slots, 1), sample_size=[h // 8, w // 8],
                       cross_attention_dim=comps["text_encoder"]["hidden_size"])
     cfg.update(unet_overrides or {})
-    _quiet_libraries()
+    quiet_libraries()
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
@@ -625,13 +393,8 @@ def init_tiny_model(
         write_byte_tokenizer(tmp / "tokenizer", max_length=comps["text_encoder"]["max_position_embeddings"])
         default_scheduler().save_config(tmp / "scheduler")
         write_model_index(tmp)
-        write_tdgen_json(tmp, {
-            "model_id": model_id,
-            "resolution": [w, h],
-            "frames": int(frames),
-            "slots": int(slots),
-            "prompt_template": DEFAULT_PROMPT_TEMPLATE,
-            "weights": {"kind": "random", "seed": int(seed), "unet_config": "tiny"},
-            "created_by": "tdgen model init --preset tiny",
-        })
+        ModelInfo(model_id=model_id, resolution=(w, h), frames=int(frames), slots=int(slots),
+                  prompt_template=DEFAULT_PROMPT_TEMPLATE,
+                  weights={"kind": "random", "seed": int(seed), "unet_config": "tiny"},
+                  created_by="tdgen model init --preset tiny").write(tmp)
     return output

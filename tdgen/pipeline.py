@@ -1,23 +1,29 @@
-"""TrackDiffusionPipeline: clips (boxes, masks, category names) + prompts + seeds -> video frames.
+"""TrackDiffusionPipeline: box and mask arrays, category names, prompts and seeds -> video frames.
 
 A diffusers :class:`~diffusers.DiffusionPipeline` made of ``unet`` (:class:`TrackDiffusionUNet`),
 ``vae`` (:class:`~diffusers.AutoencoderKL`), ``text_encoder`` (CLIP text model), ``tokenizer``
 and ``scheduler`` (default: DPM-Solver++ 2M, deterministic). ``save_pretrained(dir)`` /
-``from_pretrained(dir)`` use the diffusers directory layout; ``tdgen.json`` (resolution, frames,
-slots, prompt template, ...) travels with them as :attr:`TrackDiffusionPipeline.tdgen_config`.
-:func:`tdgen.modeldir.load_pipeline` is the checked way in (typed errors, presets).
+``from_pretrained(dir)`` use the diffusers directory layout of :mod:`tdgen.modelinfo`;
+``tdgen.json`` travels with them as :attr:`TrackDiffusionPipeline.model_info`.
+:func:`tdgen.modeldir.load_pipeline` is the way in from ``--model`` (presets, the cache).
 
-Sampling (DESIGN §5, research/official.md §5):
+The pipeline takes arrays, as diffusers pipelines take tensors: ``boxes`` (B, F, N, 4)
+normalised xyxy, ``masks`` (B, F, N), ``category_names`` (B, N). It knows nothing of annotation
+files or clips; :func:`tdgen.conditioning.clip_batch` turns planned clips into these arrays (the
+data flow and layers are in docs/architecture.md).
+
+Sampling:
 
 * Each clip's initial noise is drawn on the CPU from ``torch.Generator("cpu").manual_seed(seed)``
   and moved to the device, so it depends on nothing but the clip's seed.
 * Classifier-free guidance: the unconditional branch is the empty prompt **and** every box mask 0
-  (boxes and category embeddings are still passed, as published); both branches go through the
-  UNet in one batched forward (``2B`` rows: unconditional first). ``guidance_scale == 1`` skips the
-  unconditional branch. ``guidance="rescaled"`` is the published demo's norm-rescaled guidance,
-  ``w = (g - 1) / (||e_c - e_u|| / ||e_c||)``, ``e = e_u + w (e_c - e_u)``, with the norms taken
-  **per clip** (the published code takes them over the whole batch tensor; per clip keeps a clip's
-  result independent of its batch-mates, and equals the published formula for batch size 1).
+  (boxes and category embeddings are still passed, as the published TrackDiffusion pipeline
+  does); both branches go through the UNet in one batched forward (``2B`` rows: unconditional
+  first). ``guidance_scale == 1`` skips the unconditional branch. ``guidance="rescaled"`` is the
+  published demo's norm-rescaled guidance, ``w = (g - 1) / (||e_c - e_u|| / ||e_c||)``,
+  ``e = e_u + w (e_c - e_u)``, with the norms taken **per clip** (the published code takes them
+  over the whole batch tensor; per clip keeps a clip's result independent of its batch-mates,
+  and equals the published formula for batch size 1).
 * Category names are encoded once each by the text encoder's pooled output (``pooler_output``:
   the final-LayerNorm EOS state, no projection) and cached on the pipeline; ``""`` (unused slot)
   is a zero vector. Prompt token embeddings are cached per prompt string (bounded LRU).
@@ -36,9 +42,12 @@ Timings of the last call are in :attr:`TrackDiffusionPipeline.last_timings`.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import time
+import warnings
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -46,9 +55,11 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from tdgen.model.unet import TrackDiffusionUNet
-from tdgen.tracks.clips import Clip, collate
+from .atomic import atomic_directory
 from .errors import UsageError
+from .model.autoencoder import downscale_factor, load_autoencoder
+from .model.unet import TrackDiffusionUNet
+from .modelinfo import TDGEN_JSON, ModelError, ModelInfo, ModelWarning, check_model_dir, write_model_index
 from .schedulers import sampling_scheduler
 
 __all__ = [
@@ -58,11 +69,12 @@ __all__ = [
     "OUTPUT_TYPES",
     "TDGEN_CONFIG_NAME",
     "default_scheduler",
+    "quiet_libraries",
 ]
 
 GUIDANCE_MODES = ("cfg", "rescaled")
 OUTPUT_TYPES = ("np", "pt", "latent")
-TDGEN_CONFIG_NAME = "tdgen.json"
+TDGEN_CONFIG_NAME = TDGEN_JSON
 
 
 class PipelineInputError(UsageError, ValueError):
@@ -78,6 +90,30 @@ def default_scheduler(config: Mapping[str, Any] | None = None) -> DPMSolverMulti
     return sampling_scheduler(config)
 
 
+def quiet_libraries() -> None:
+    """Silence diffusers' and transformers' own progress bars and info logs (tdgen shows its own)."""
+    try:
+        import diffusers.utils.logging as dlog
+
+        dlog.disable_progress_bar()
+        dlog.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import transformers.utils.logging as tlog
+
+        tlog.disable_progress_bar()
+        tlog.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _transformers_major() -> int:
+    import transformers
+
+    return int(transformers.__version__.split(".")[0])
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -87,12 +123,14 @@ class TrackDiffusionPipeline(DiffusionPipeline):
     r"""Tracklet-conditioned text-to-video sampling (see the module docstring).
 
     Attributes:
-        tdgen_config: the model's ``tdgen.json`` (``{}`` when built by hand).
+        model_info: the model's ``tdgen.json`` (:class:`~tdgen.modelinfo.ModelInfo`; empty when
+            built by hand). :attr:`tdgen_config` is the same record as a plain dict.
         last_timings: seconds of the last call: ``total_s``, ``unet_s`` (UNet forwards only),
             ``text_s`` (text encoder, cache misses only), ``vae_s`` (decoding), ``other_s``
             (the rest: noise, scheduler, guidance arithmetic, copies), plus ``steps``,
             ``unet_calls``, ``clips``, ``frames``.
         text_cache_size: how many prompt embeddings the LRU cache keeps.
+        tdgen_unused_weights: UNet tensors of the loaded files that its config has no place for.
     """
 
     model_cpu_offload_seq = "text_encoder->unet->vae"
@@ -112,55 +150,107 @@ class TrackDiffusionPipeline(DiffusionPipeline):
         self.register_modules(
             unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler
         )
-        self.tdgen_config: dict[str, Any] = {}
+        self.model_info = ModelInfo()
+        self.tdgen_unused_weights: list[str] = []
         self.last_timings: dict[str, float] = {}
         self.text_cache_size = 4096
         self._prompt_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._category_cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def tdgen_config(self) -> dict[str, Any]:
+        """:attr:`model_info` as the JSON object of ``tdgen.json`` (a fresh copy: assign, don't edit)."""
+        return self.model_info.to_dict()
+
+    @tdgen_config.setter
+    def tdgen_config(self, value: ModelInfo | Mapping[str, Any]) -> None:
+        self.model_info = value if isinstance(value, ModelInfo) else ModelInfo.from_dict(value,
+                                                                                         source="tdgen_config")
 
     # ------------------------------------------------------------------ save / load
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, torch_dtype=None, device: str = "cpu",
                         **kwargs):  # type: ignore[override]
-        """Load a local tdgen model directory (checked; see :func:`tdgen.modeldir.load_pipeline`).
+        """Load a local tdgen model directory, checked (:func:`tdgen.modelinfo.check_model_dir`).
 
         Components are loaded from their subfolders by their known classes rather than through
-        diffusers' dynamic class lookup; nothing is downloaded.
+        diffusers' dynamic class lookup, the UNet in eval mode; nothing is downloaded. The saved
+        scheduler supplies the training noise schedule and sampling uses DPM-Solver++.
+        ``torch_dtype`` (default float32) applies to UNet, VAE and text encoder. Errors are
+        :class:`~tdgen.modelinfo.ModelError` naming the directory and component; UNet weights
+        its config leaves unused are dropped with a :class:`~tdgen.modelinfo.ModelWarning`.
         """
-        from tdgen.modeldir import load_pipeline
+        from transformers import CLIPTextModel, CLIPTokenizer  # only to load; an installed extra
 
         if kwargs:
             raise PipelineInputError(f"unsupported from_pretrained arguments: {', '.join(sorted(kwargs))}")
-        return load_pipeline(pretrained_model_name_or_path, device=device, dtype=torch_dtype)
+        quiet_libraries()
+        root = Path(pretrained_model_name_or_path)
+        check_model_dir(root)
+        info = ModelInfo.read(root)
+        dtype = torch_dtype or torch.float32
+
+        def load(comp: str, fn):
+            try:
+                return fn(str(root / comp))
+            except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelError(f"{root / comp}: cannot load {comp}: {first}") from None
+
+        unet, unet_info = load("unet", lambda p: TrackDiffusionUNet.from_pretrained(p, torch_dtype=dtype,
+                                                                                   output_loading_info=True))
+        unused = sorted(unet_info["unexpected_keys"])
+        if unused:
+            warnings.warn(f"{root / 'unet'}: {len(unused)} weight tensors are not used by its config.json and were "
+                          f"dropped (first: {unused[0]}); switched-off modules such as use_enhancer do this",
+                          ModelWarning, stacklevel=2)
+        vae = load("vae", lambda p: load_autoencoder(p, torch_dtype=dtype))
+        text_encoder = load("text_encoder", lambda p: CLIPTextModel.from_pretrained(p, dtype=dtype)
+                            if _transformers_major() >= 5 else CLIPTextModel.from_pretrained(p, torch_dtype=dtype))
+        tokenizer = load("tokenizer", CLIPTokenizer.from_pretrained)
+        sched_file = root / "scheduler" / "scheduler_config.json"
+        try:
+            sched_cfg = json.loads(sched_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{sched_file}: cannot read: {exc}") from None
+        for m in (unet, vae, text_encoder):
+            m.eval()
+            m.requires_grad_(False)
+        pipe = cls(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                   scheduler=default_scheduler(sched_cfg))
+        pipe.model_info = info
+        pipe.tdgen_unused_weights = unused
+        try:
+            pipe.to(device)
+        except (RuntimeError, AssertionError) as exc:
+            raise ModelError(f"cannot move the model to {device!r}: {str(exc).splitlines()[0]}") from None
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
 
     def save_pretrained(self, save_directory, *, overwrite: bool = False) -> None:  # type: ignore[override]
-        """Write a tdgen model directory (DESIGN §6): every component in safetensors, the scheduler
-        config, ``model_index.json`` and :attr:`tdgen_config` as ``tdgen.json``; atomically."""
-        from tdgen.atomic import atomic_directory
-        from tdgen.modeldir import write_model_index, write_tdgen_json
-
+        """Write a model directory (the layout of :mod:`tdgen.modelinfo`): every component in
+        safetensors, the scheduler config, ``model_index.json`` and :attr:`model_info` as
+        ``tdgen.json``; atomically (a crash leaves no directory)."""
         with atomic_directory(save_directory, overwrite=overwrite) as tmp:
             for name in ("unet", "vae", "text_encoder"):
                 getattr(self, name).save_pretrained(tmp / name, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp / "tokenizer")
             self.scheduler.save_config(tmp / "scheduler")
             write_model_index(tmp)
-            write_tdgen_json(tmp, self.tdgen_config or {})
+            self.model_info.write(tmp)
 
     # ------------------------------------------------------------------ properties
 
     @property
     def vae_scale_factor(self) -> int:
         """Pixels per latent cell (8 for SD VAEs and the space-to-depth autoencoder)."""
-        from tdgen.model.autoencoder import downscale_factor
-
         return downscale_factor(self.vae)
 
     def default_size(self) -> tuple[int, int]:
         """``(height, width)`` used when the call gives none: ``tdgen.json``'s resolution
         (``[W, H]``), else the UNet's ``sample_size`` times the VAE factor."""
-        res = self.tdgen_config.get("resolution") if self.tdgen_config else None
+        res = self.model_info.resolution
         if res:
             return int(res[1]), int(res[0])
         size = self.unet.config.get("sample_size")
@@ -236,37 +326,30 @@ class TrackDiffusionPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ inputs
 
     @staticmethod
-    def _batch_arrays(clips: Sequence[Clip] | Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if isinstance(clips, Mapping):
-            batch = clips
-        else:
-            clips = list(clips)
-            if not clips:
-                raise PipelineInputError("no clips to generate")
-            if not all(isinstance(c, Clip) for c in clips):
-                raise PipelineInputError("clips must be a sequence of Clip or a batch dict from collate()")
-            try:
-                batch = collate(clips)
-            except ValueError as exc:
-                raise PipelineInputError(str(exc)) from exc
-        for key in ("boxes", "mask", "category_names"):
-            if key not in batch:
-                raise PipelineInputError(f"batch dict lacks {key!r} (expected the output of collate())")
+    def _input_arrays(boxes: Any, masks: Any, category_names: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The three conditioning inputs as numpy arrays, their shapes checked against each other."""
 
-        def as_np(x):
-            return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+        def as_np(name: str, x: Any) -> np.ndarray:
+            arr = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+            if arr.dtype.kind not in "fiub":
+                raise PipelineInputError(
+                    f"{name} must be a numeric array, got {type(x).__name__}"
+                    + (f" of {arr.dtype}" if isinstance(x, np.ndarray) else "")
+                    + "; to sample planned clips, pass tdgen.conditioning.clip_batch(clips).as_kwargs()")
+            return arr.astype(np.float32, copy=False)
 
-        boxes = as_np(batch["boxes"]).astype(np.float32, copy=False)
-        mask = as_np(batch["mask"]).astype(np.float32, copy=False)
-        names = np.asarray(batch["category_names"], dtype=object)
-        if boxes.ndim != 4 or boxes.shape[-1] != 4 or boxes.shape[0] == 0:
-            raise PipelineInputError(f"boxes must be (B, F, N, 4) with B >= 1, got {boxes.shape}")
-        B, F, N, _ = boxes.shape
-        if mask.shape != (B, F, N):
-            raise PipelineInputError(f"mask must be {(B, F, N)} to match boxes, got {mask.shape}")
-        if names.shape != (B, N):
-            raise PipelineInputError(f"category_names must be {(B, N)} to match boxes, got {names.shape}")
-        return boxes, mask, names
+        boxes_np = as_np("boxes", boxes)
+        mask_np = as_np("masks", masks)
+        if boxes_np.ndim != 4 or boxes_np.shape[-1] != 4 or boxes_np.shape[0] == 0:
+            raise PipelineInputError(f"boxes must be (B, F, N, 4) with B >= 1, got {boxes_np.shape}")
+        B, F, N, _ = boxes_np.shape
+        if mask_np.shape != (B, F, N):
+            raise PipelineInputError(f"masks must be {(B, F, N)} to match boxes, got {mask_np.shape}")
+        names = None if isinstance(category_names, str) else np.asarray(category_names, dtype=object)
+        if names is None or names.shape != (B, N):
+            raise PipelineInputError(f"category_names must be {(B, N)} (one name per slot, \"\" where unused) to "
+                                     f"match boxes, got {'a string' if names is None else names.shape}")
+        return boxes_np, mask_np, names
 
     def _check_call(self, B: int, F: int, N: int, prompts, seeds, height: int, width: int,
                     steps: int, guidance_scale: float, guidance: str, output_type: str,
@@ -307,7 +390,9 @@ class TrackDiffusionPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        clips: Sequence[Clip] | Mapping[str, Any],
+        boxes: np.ndarray | torch.Tensor,
+        masks: np.ndarray | torch.Tensor,
+        category_names: Sequence[Sequence[str]] | np.ndarray,
         prompts: Sequence[str],
         seeds: Sequence[int],
         *,
@@ -322,12 +407,13 @@ class TrackDiffusionPipeline(DiffusionPipeline):
         drop_boxes: bool = False,
         callback: Callable[[int, Any, torch.Tensor], Any] | None = None,
     ):
-        """Generate one video per clip.
+        """Generate one video per row of the batch.
 
         Args:
-            clips: B :class:`~tdgen.tracks.clips.Clip` with the same F, or a batch dict from
-                :func:`~tdgen.tracks.clips.collate` (``boxes`` (B,F,N,4), ``mask`` (B,F,N),
-                ``category_names`` (B,N)).
+            boxes: ``(B, F, N, 4)`` float boxes, normalised ``x0, y0, x1, y1`` in [0, 1], slot
+                ``n`` one track across the F frames (numpy or torch).
+            masks: ``(B, F, N)``: 1 where slot ``n`` is present in frame ``f``, else 0.
+            category_names: ``(B, N)`` category name per slot, ``""`` for unused slots.
             prompts: B prompt strings.
             seeds: B integer seeds, one per clip (see :func:`~tdgen.tracks.clips.clip_seed`).
             num_inference_steps: scheduler steps.
@@ -353,7 +439,7 @@ class TrackDiffusionPipeline(DiffusionPipeline):
         """
         t_start = time.perf_counter()
         device = self._execution_device
-        boxes_np, mask_np, names_np = self._batch_arrays(clips)
+        boxes_np, mask_np, names_np = self._input_arrays(boxes, masks, category_names)
         B, F, N, _ = boxes_np.shape
         if height is None or width is None:
             dh, dw = self.default_size()
@@ -364,86 +450,31 @@ class TrackDiffusionPipeline(DiffusionPipeline):
         prompts = [str(p) for p in prompts]
         seeds = [int(s) for s in seeds]
         do_cfg = float(guidance_scale) != 1.0
-        unet_dtype = self.unet.dtype
         timings = {"text_s": 0.0, "unet_s": 0.0, "vae_s": 0.0}
 
-        # ---- conditioning, built once per call
         _sync(device)
         t0 = time.perf_counter()
-        texts = prompts + ([""] if do_cfg else [])
-        text_emb = self.encode_prompts(texts).to(device=device, dtype=unet_dtype)
-        flat_names = [str(n) if n is not None else "" for n in names_np.reshape(-1)]
-        distinct = list(dict.fromkeys(flat_names))
-        table = self.encode_categories(distinct).to(device=device, dtype=unet_dtype)
+        chunks = self._unet_inputs(boxes_np, mask_np, names_np, prompts, do_cfg=do_cfg, drop_boxes=drop_boxes,
+                                   clips_per_forward=clips_per_forward)
         _sync(device)
         timings["text_s"] = time.perf_counter() - t0
 
-        row = {n: i for i, n in enumerate(distinct)}
-        index = torch.tensor([row[n] for n in flat_names], dtype=torch.long, device=device).view(B, 1, N)
-        box_emb = table[index.expand(B, F, N)]  # (B, F, N, X)
-        boxes = torch.from_numpy(np.ascontiguousarray(boxes_np)).to(device)
-        masks = torch.from_numpy(np.ascontiguousarray(mask_np)).to(device)
-        if drop_boxes:
-            masks = torch.zeros_like(masks)
-        cond_text = text_emb[:B]
-
-        step = B if clips_per_forward is None else int(clips_per_forward)
-        chunks = []
-        for a in range(0, B, step):
-            b = min(a + step, B)
-            if do_cfg:
-                k = b - a
-                kw = {
-                    "encoder_hidden_states": torch.cat([text_emb[B:].expand(k, -1, -1), cond_text[a:b]]),
-                    "boxes": torch.cat([boxes[a:b], boxes[a:b]]),
-                    "box_masks": torch.cat([torch.zeros_like(masks[a:b]), masks[a:b]]),
-                    "box_embeddings": torch.cat([box_emb[a:b], box_emb[a:b]]),
-                }
-            else:
-                kw = {
-                    "encoder_hidden_states": cond_text[a:b],
-                    "boxes": boxes[a:b],
-                    "box_masks": masks[a:b],
-                    "box_embeddings": box_emb[a:b],
-                }
-            chunks.append((a, b, kw))
-
-        # ---- initial noise: per clip, on the CPU, from the clip's own generator
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
-        lat_shape = (int(self.unet.config.in_channels), F, height // self.vae_scale_factor,
-                     width // self.vae_scale_factor)
-        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-        latents = torch.stack([torch.randn(lat_shape, generator=g, dtype=torch.float32) for g in generators])
-        latents = latents.to(device) * float(self.scheduler.init_noise_sigma)
+        latents, generators = self._initial_noise(seeds, F, height, width)
         step_kwargs: dict[str, Any] = {"return_dict": False}
         if "generator" in inspect.signature(self.scheduler.step).parameters:
             step_kwargs["generator"] = generators  # per-clip noise for stochastic schedulers
 
         # ---- denoising loop
-        g = float(guidance_scale)
         unet_calls = 0
         for i, t in enumerate(timesteps):
             model_input = self.scheduler.scale_model_input(latents, t)
             preds = []
             for a, b, kw in chunks:
-                x = model_input[a:b]
-                if do_cfg:
-                    x = torch.cat([x, x])
-                _sync(device)
-                t0 = time.perf_counter()
-                eps = self.unet(x.to(unet_dtype), t, return_dict=False, **kw)[0]
-                _sync(device)
-                timings["unet_s"] += time.perf_counter() - t0
+                eps = self._guided_noise(model_input[a:b], t, kw, do_cfg, guidance, float(guidance_scale),
+                                         timings)
                 unet_calls += 1
-                eps = eps.float()
-                if do_cfg:
-                    e_u, e_c = eps.chunk(2)
-                    diff = e_c - e_u
-                    if guidance == "cfg":
-                        eps = torch.add(e_u, diff, alpha=g)
-                    else:
-                        eps = e_u + self._rescaled_weights(e_c, diff, g) * diff
                 preds.append(eps)
             noise_pred = preds[0] if len(preds) == 1 else torch.cat(preds)
             latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs)[0]
@@ -474,6 +505,82 @@ class TrackDiffusionPipeline(DiffusionPipeline):
             "frames": F,
         }
         return result
+
+    def _unet_inputs(self, boxes_np: np.ndarray, mask_np: np.ndarray, names_np: np.ndarray, prompts: list[str],
+                     *, do_cfg: bool, drop_boxes: bool,
+                     clips_per_forward: int | None) -> list[tuple[int, int, dict[str, torch.Tensor]]]:
+        """The UNet's conditioning keywords per forward, ``(first clip, end clip, keywords)``, built
+        once per call: text and category embeddings, boxes and masks, with the unconditional
+        rows (empty prompt, every mask 0) first when guiding."""
+        device = self._execution_device
+        unet_dtype = self.unet.dtype
+        B, F, N, _ = boxes_np.shape
+        texts = prompts + ([""] if do_cfg else [])
+        text_emb = self.encode_prompts(texts).to(device=device, dtype=unet_dtype)
+        flat_names = [str(n) if n is not None else "" for n in names_np.reshape(-1)]
+        distinct = list(dict.fromkeys(flat_names))
+        table = self.encode_categories(distinct).to(device=device, dtype=unet_dtype)
+
+        row = {n: i for i, n in enumerate(distinct)}
+        index = torch.tensor([row[n] for n in flat_names], dtype=torch.long, device=device).view(B, 1, N)
+        box_emb = table[index.expand(B, F, N)]  # (B, F, N, X)
+        boxes = torch.from_numpy(np.ascontiguousarray(boxes_np)).to(device)
+        masks = torch.from_numpy(np.ascontiguousarray(mask_np)).to(device)
+        if drop_boxes:
+            masks = torch.zeros_like(masks)
+        cond_text = text_emb[:B]
+
+        step = B if clips_per_forward is None else int(clips_per_forward)
+        chunks = []
+        for a in range(0, B, step):
+            b = min(a + step, B)
+            if do_cfg:
+                k = b - a
+                kw = {
+                    "encoder_hidden_states": torch.cat([text_emb[B:].expand(k, -1, -1), cond_text[a:b]]),
+                    "boxes": torch.cat([boxes[a:b], boxes[a:b]]),
+                    "box_masks": torch.cat([torch.zeros_like(masks[a:b]), masks[a:b]]),
+                    "box_embeddings": torch.cat([box_emb[a:b], box_emb[a:b]]),
+                }
+            else:
+                kw = {
+                    "encoder_hidden_states": cond_text[a:b],
+                    "boxes": boxes[a:b],
+                    "box_masks": masks[a:b],
+                    "box_embeddings": box_emb[a:b],
+                }
+            chunks.append((a, b, kw))
+        return chunks
+
+    def _initial_noise(self, seeds: list[int], frames: int, height: int,
+                       width: int) -> tuple[torch.Tensor, list[torch.Generator]]:
+        """Initial latents ``(B, C, F, h, w)``: per clip, on the CPU, from the clip's own generator."""
+        lat_shape = (int(self.unet.config.in_channels), frames, height // self.vae_scale_factor,
+                     width // self.vae_scale_factor)
+        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        latents = torch.stack([torch.randn(lat_shape, generator=g, dtype=torch.float32) for g in generators])
+        return latents.to(self._execution_device) * float(self.scheduler.init_noise_sigma), generators
+
+    def _guided_noise(self, x: torch.Tensor, t: Any, kw: Mapping[str, torch.Tensor], do_cfg: bool, guidance: str,
+                      g: float, timings: dict[str, float]) -> torch.Tensor:
+        """One UNet forward of a chunk of clips (both guidance branches at once), guided; adds its
+        time to ``timings["unet_s"]``."""
+        device = self._execution_device
+        if do_cfg:
+            x = torch.cat([x, x])
+        _sync(device)
+        t0 = time.perf_counter()
+        eps = self.unet(x.to(self.unet.dtype), t, return_dict=False, **kw)[0]
+        _sync(device)
+        timings["unet_s"] += time.perf_counter() - t0
+        eps = eps.float()
+        if not do_cfg:
+            return eps
+        e_u, e_c = eps.chunk(2)
+        diff = e_c - e_u
+        if guidance == "cfg":
+            return torch.add(e_u, diff, alpha=g)
+        return e_u + self._rescaled_weights(e_c, diff, g) * diff
 
     @staticmethod
     def _rescaled_weights(e_c: torch.Tensor, diff: torch.Tensor, g: float) -> torch.Tensor:

@@ -8,13 +8,12 @@ functions here only compute messages; the CLI prints them.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
-from ..modeldir import ModelDomain, bundled_model_dir
+from ..modeldir import describe_model  # re-exported: how warnings name a model is modeldir's business
+from ..modelinfo import ModelDomain
 from ..sizes import parse_wh
 from ..errors import UsageError
 
@@ -144,19 +143,6 @@ def domain_warnings(domain: ModelDomain, categories: Sequence[str], source_sizes
         if aspect:
             out.append(aspect)
     return out
-
-
-def describe_model(model: str | os.PathLike, model_dir: str | os.PathLike, domain: ModelDomain) -> str:
-    """How warnings name a model: ``the bundled shapes model (tdgen-shapes-v1)`` for the bundled
-    one, else ``model <what --model said> (<model_id>)``."""
-    ident = f" ({domain.model_id})" if domain.model_id else ""
-    try:
-        bundled = Path(model_dir).resolve() == bundled_model_dir().resolve()
-    except OSError:
-        bundled = False
-    if bundled:
-        return f"the bundled {domain.name + ' ' if domain.name else ''}model{ident}"
-    return f"model {model}{ident}"
 
 
 def clip_inputs(clips: Iterable) -> tuple[list[str], list[tuple[int, int]]]:

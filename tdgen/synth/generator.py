@@ -1,4 +1,8 @@
-"""The TrackDiffusion pipeline behind the runner's generator interface."""
+"""The TrackDiffusion pipeline behind the runner's generator interface: clips in, frames out.
+
+Clips become the pipeline's arrays through :func:`tdgen.conditioning.clip_batch`, the same
+adapter training uses, so a clip conditions the model the same way in both.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..tracks.clips import Clip
+from ..conditioning import clip_batch
 from ..errors import UsageError
+from ..modeldir import load_pipeline, model_fingerprint, resolve_model_dir
+from ..tracks.clips import Clip
 
 __all__ = ["PipelineGenerator", "check_generator_flags"]
 
@@ -38,9 +44,7 @@ class PipelineGenerator:
     def __init__(self, model: str | Path, *, device: str = "cpu", dtype: str = "float32", steps: int = 50,
                  guidance: float = 5.0, guidance_kind: str = "cfg", slots: int | None = None,
                  frames: int | None = None, unet_batch: int = 1, drop_boxes: bool = False):
-        import torch
-
-        from ..modeldir import load_pipeline, model_fingerprint, resolve_model_dir
+        import torch  # only once a model is loaded: planning and --dry-run need none
 
         check_generator_flags(device=device, dtype=dtype, guidance_kind=guidance_kind, unet_batch=unet_batch)
         torch_dtype = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
@@ -54,13 +58,13 @@ class PipelineGenerator:
         directory = resolve_model_dir(model)
         self.directory = directory
         self.pipe = load_pipeline(directory, device=device, dtype=torch_dtype)
-        info = self.pipe.tdgen_config
-        self.model_id = str(info.get("model_id", directory.name))
+        info = self.pipe.model_info
+        self.model_id = info.model_id if info.model_id is not None else directory.name
         self.model_hash = model_fingerprint(directory)
         h, w = self.pipe.default_size()
         self.resolution = (int(w), int(h))
-        self.frames = int(info.get("frames", 16))
-        self.slots = int(info.get("slots", 20))
+        self.frames = info.effective_frames
+        self.slots = info.effective_slots
         self.dtype = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}[torch_dtype]
         max_slots = int(self.pipe.unet.config.max_slots)
         if slots is not None and slots > max_slots:
@@ -75,9 +79,13 @@ class PipelineGenerator:
 
     def __call__(self, clips: Sequence[Clip], prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
         t = time.perf_counter()
-        frames = self.pipe(list(clips), list(prompts), list(seeds), num_inference_steps=self.steps,
-                           guidance_scale=self.guidance, guidance=self.kind, width=self.resolution[0],
-                           height=self.resolution[1], output_type="np",
+        try:
+            batch = clip_batch(clips)
+        except ValueError as exc:  # clips of different lengths in one batch: the caller's mistake
+            raise UsageError(str(exc)) from None
+        frames = self.pipe(**batch.as_kwargs(), prompts=list(prompts), seeds=list(seeds),
+                           num_inference_steps=self.steps, guidance_scale=self.guidance, guidance=self.kind,
+                           width=self.resolution[0], height=self.resolution[1], output_type="np",
                            clips_per_forward=self.unet_batch, drop_boxes=self.drop_boxes)
         timing = dict(getattr(self.pipe, "last_timings", {}) or {})
         timing["wall_s"] = time.perf_counter() - t

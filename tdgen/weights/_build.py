@@ -23,7 +23,7 @@ import torch
 
 from ..model.loading import key_group
 from ..model.unet import TrackDiffusionUNet, tiny_config
-from ..modeldir import ModelError
+from ..modelinfo import ModelError
 from .report import GroupCount, ImportReport, empty_groups
 from .safetensors_stream import (
     TensorInfo,

@@ -1,6 +1,7 @@
 """Build the starting TrackDiffusion model from a 2-D GLIGEN UNet and a ModelScope UNet3D.
 
-The published repository never shipped this step (official.md §3.3, §8): its training starts from
+The published repository never shipped this step (it releases no such initial model and no script
+that builds one): its training starts from
 a 3-D "video-GLIGEN" UNet that is GLIGEN-1.4 (SD-1.4, text-box) in space and ModelScope
 text-to-video in time. Here:
 
@@ -26,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from ..atomic import atomic_directory, atomic_write_text
 from ..model.loading import key_group
-from ..modeldir import DEFAULT_PROMPT_TEMPLATE, ModelError, write_model_index, write_tdgen_json
+from ..modelinfo import DEFAULT_PROMPT_TEMPLATE, ModelError, ModelInfo, write_model_index
 from ._build import (
     UNET_WEIGHTS,
     Progress,
@@ -81,8 +82,7 @@ _REQUIRED_2D = {
 _DEFAULTS = {"max_slots": 20, "max_frames": 16, "motion_embed_dim": 128, "motion_attention_heads": 4,
              "motion_attention_head_dim": 32}
 
-SPATIAL_REASON = ("not a temporal layer: everything but the temporal layers comes from GLIGEN "
-                  "(official.md §3.3)")
+SPATIAL_REASON = "not a temporal layer: everything but the temporal layers comes from GLIGEN"
 
 
 def _wide_reason(width: int, text_width: int) -> str:
@@ -353,13 +353,13 @@ def init_from_gligen(
             report.sources["gligen"]["components"] = copy_components(plans, tmp)
             write_model_index(tmp)
             atomic_write_text(tmp / "import_report.json", json.dumps(report.as_dict(), indent=2) + "\n")
-            write_tdgen_json(tmp, {
-                "model_id": "trackdiffusion-init-gligen-modelscope",
-                "resolution": [w, h],
-                "frames": int(frames),
-                "slots": report.slots,
-                "prompt_template": DEFAULT_PROMPT_TEMPLATE,
-                "weights": {
+            ModelInfo(
+                model_id="trackdiffusion-init-gligen-modelscope",
+                resolution=(w, h),
+                frames=int(frames),
+                slots=report.slots,
+                prompt_template=DEFAULT_PROMPT_TEMPLATE,
+                weights={
                     "kind": "init-gligen-modelscope",
                     "gligen": report.sources["gligen"],
                     "modelscope": report.sources["modelscope"],
@@ -367,6 +367,6 @@ def init_from_gligen(
                     "seed": int(seed),
                     "report": report.summary_dict(),
                 },
-                "created_by": "tdgen model init --gligen --modelscope",
-            })
+                created_by="tdgen model init --gligen --modelscope",
+            ).write(tmp)
     return report

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from ..atomic import atomic_directory, atomic_write_text
 from ..model.loading import key_group
-from ..modeldir import DEFAULT_PROMPT_TEMPLATE, ModelError, write_model_index, write_tdgen_json
+from ..modelinfo import DEFAULT_PROMPT_TEMPLATE, ModelError, ModelInfo, write_model_index
 from ._build import (
     TDGEN_INIT_PARAMS,
     UNET_WEIGHTS,
@@ -53,7 +53,8 @@ _SAME_FIELDS = ("in_channels", "out_channels", "down_block_types", "up_block_typ
 # Fields read but not copied: bookkeeping, or values the published code does not use.
 _KNOWN_FIELDS = {"_class_name", "_diffusers_version", "_name_or_path", "_use_default_values", "num_attention_heads",
                  "attention_type", "sample_size", "time_cond_proj_dim"}
-# Published values the config does not record (official.md §1).
+# Values of the published code that its config.json does not record (hard-coded there, or set by
+# environment flags), as the released weights' tensor shapes confirm.
 _PUBLISHED = {"spatial_attention_heads": 8, "transformer_in_heads": 8, "position_net_hidden_dim": 512,
               "box_fourier_freqs": 8, "max_slots": 20, "max_frames": 16, "motion_embed_dim": 128,
               "motion_attention_heads": 4, "motion_attention_head_dim": 32, "norm_num_groups": 32,
@@ -334,13 +335,13 @@ def import_official(
             record_sources(report, "base", base_dir, copy_components(plans, tmp))
             write_model_index(tmp)
             atomic_write_text(tmp / "import_report.json", json.dumps(report.as_dict(), indent=2) + "\n")
-            write_tdgen_json(tmp, {
-                "model_id": _model_id(udir),
-                "resolution": [w, h],
-                "frames": int(frames),
-                "slots": report.slots,
-                "prompt_template": DEFAULT_PROMPT_TEMPLATE,
-                "weights": {
+            ModelInfo(
+                model_id=_model_id(udir),
+                resolution=(w, h),
+                frames=int(frames),
+                slots=report.slots,
+                prompt_template=DEFAULT_PROMPT_TEMPLATE,
+                weights={
                     "kind": "official-import",
                     "unet": report.sources["unet"],
                     "base": report.sources["base"],
@@ -349,6 +350,6 @@ def import_official(
                     if (w, h) == _MAINTAINERS_RESOLUTION else "given with --resolution",
                     "report": report.summary_dict(),
                 },
-                "created_by": "tdgen model import-official",
-            })
+                created_by="tdgen model import-official",
+            ).write(tmp)
     return report

@@ -20,7 +20,7 @@ spaces to a multiple of 8), then each tensor's raw little-endian bytes in header
 temporary file in the target directory that is renamed over the target when complete. Peak memory
 is one tensor, whatever the size of the file.
 
-Every problem with an input file is a :class:`tdgen.modeldir.ModelError` naming the file.
+Every problem with an input file is a :class:`tdgen.modelinfo.ModelError` naming the file.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import torch
 
 from ..atomic import _umask
-from ..modeldir import ModelError
+from ..modelinfo import ModelError
 
 __all__ = [
     "DTYPE_NAMES",

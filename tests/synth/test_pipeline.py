@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
+from tdgen.conditioning import ClipBatch, clip_batch
 from tdgen.modeldir import init_tiny_model, load_pipeline
 from tdgen.pipeline import PipelineInputError, TrackDiffusionPipeline
-from tdgen.tracks.clips import ClipSpec, collate, plan_clips
+from tdgen.tracks.clips import ClipSpec, plan_clips
 from tdgen.tracks.mot import read_mot
 
 from make_mot import write_mot_split
@@ -32,8 +36,10 @@ def clips(tmp_path_factory):
 
 
 def _run(pipe, clips, seeds, **kw):
+    """Sample clips (or a ClipBatch) with one prompt for all."""
     kw.setdefault("num_inference_steps", 2)
-    return pipe(clips, ["a video of people"] * len(seeds), seeds, **kw)
+    batch = clips if isinstance(clips, ClipBatch) else clip_batch(clips)
+    return pipe(**batch.as_kwargs(), prompts=["a video of people"] * len(seeds), seeds=seeds, **kw)
 
 
 def test_output_shape_dtype_and_default_size(pipe, clips):
@@ -96,8 +102,8 @@ def test_drop_boxes_conditions_on_no_boxes_at_all(pipe, clips, monkeypatch):
     dropped = _run(pipe, clips[:2], [1, 2], num_inference_steps=1, drop_boxes=True)
     assert seen[0].shape[0] == 4 and float(seen[0].abs().sum()) == 0.0
     # the same as a batch whose every mask is zero, and not the same as the boxed one
-    batch = collate(clips[:2])
-    batch["mask"][:] = 0
+    batch = clip_batch(clips[:2])
+    batch.masks[:] = 0
     assert np.array_equal(dropped, _run(pipe, batch, [1, 2], num_inference_steps=1))
     assert float(seen[-1].abs().sum()) == 0.0
     seen.clear()
@@ -138,12 +144,12 @@ def test_category_names_are_encoded_once(pipe, clips, monkeypatch):
 def test_masked_slots_do_not_matter(pipe, clips):
     """Boxes and categories of slots whose mask is 0 do not change the frames."""
     c = clips[0]
-    batch = collate([c])
+    batch = clip_batch([c])
     a = _run(pipe, batch, [11])
     free = np.nonzero(c.mask.sum(0) == 0)[0]
     assert free.size, "the fixture leaves unused slots"
-    batch["boxes"][0, :, free] = [0.1, 0.2, 0.5, 0.6]
-    batch["category_names"][0, free] = "car"
+    batch.boxes[0, :, free] = [0.1, 0.2, 0.5, 0.6]
+    batch.category_names[0, free] = "car"
     b = _run(pipe, batch, [11])
     assert np.array_equal(a, b)
 
@@ -176,17 +182,97 @@ def test_bad_arguments_raise_usage_errors(pipe, clips, kw, match):
     prompts = args.pop("prompts", ["a"] * len(seeds))
     args.setdefault("num_inference_steps", 1)
     with pytest.raises(PipelineInputError, match=match):
-        pipe(clips[:2], prompts, seeds, **args)
+        pipe(**clip_batch(clips[:2]).as_kwargs(), prompts=prompts, seeds=seeds, **args)
 
 
-def test_too_many_slots_for_the_model(pipe, clips):
-    c = clips[0]
+def test_too_many_slots_for_the_model(pipe):
     n = pipe.unet.config.max_slots + 1
-    batch = {"boxes": np.zeros((1, 4, n, 4), np.float32), "mask": np.zeros((1, 4, n), np.float32),
-             "category_names": np.array([[""] * n], dtype=object)}
     with pytest.raises(PipelineInputError, match="at most"):
-        _run(pipe, batch, [1])
-    del c
+        pipe(np.zeros((1, 4, n, 4), np.float32), np.zeros((1, 4, n), np.float32), [[""] * n], ["a"], [1],
+             num_inference_steps=1)
+
+
+def test_arrays_in_any_form_give_the_same_frames(pipe, clips):
+    """Tensors and nested lists are the same input as the adapter's numpy arrays."""
+    batch = clip_batch(clips[:2])
+    want = _run(pipe, batch, [3, 4], num_inference_steps=1)
+    got = pipe(torch.from_numpy(batch.boxes), torch.from_numpy(batch.masks).double(),
+               batch.category_names.tolist(), ["a video of people"] * 2, [3, 4], num_inference_steps=1)
+    assert np.array_equal(want, got)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda b: {**b, "masks": b["masks"][:, :, :-1]}, r"masks must be \(2, 4, 6\)"),
+    (lambda b: {**b, "boxes": b["boxes"][..., :2]}, r"boxes must be \(B, F, N, 4\)"),
+    (lambda b: {**b, "category_names": b["category_names"][:1]}, r"category_names must be \(2, 6\)"),
+    (lambda b: {**b, "category_names": "car"}, "got a string"),
+    (lambda b: {**b, "boxes": b["boxes"][:0], "masks": b["masks"][:0]}, "B >= 1"),
+])
+def test_mismatched_arrays_are_refused(pipe, clips, change, match):
+    kw = change(clip_batch(clips[:2]).as_kwargs())
+    with pytest.raises(PipelineInputError, match=match):
+        pipe(**kw, prompts=["a", "b"], seeds=[1, 2], num_inference_steps=1)
+
+
+def test_clips_are_not_arrays_and_the_error_names_the_adapter(pipe, clips):
+    with pytest.raises(PipelineInputError, match=r"boxes must be a numeric array.*clip_batch\(clips\)"):
+        pipe(clips[:1], np.zeros((1, 4, 6)), [[""] * 6], ["a"], [1], num_inference_steps=1)
+
+
+def _tdgen_imports(module: str) -> set[str]:
+    """The tdgen modules ``module``'s source imports anywhere (top level or inside functions)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    package = module if spec.origin.endswith("__init__.py") else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for n in names:
+            if n.split(".")[0] == "tdgen" and _is_module(n):
+                parts = n.split(".")  # importing a.b.c runs a/__init__ and a/b/__init__ too
+                found.update(".".join(parts[:k]) for k in range(1, len(parts) + 1))
+    return found
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # ``from pkg.mod import Name``: pkg.mod.Name is no module
+        return False
+
+
+def test_nothing_the_pipeline_imports_reaches_the_annotation_side():
+    """Every tdgen module reachable from tdgen.pipeline, through any import, even a lazy one."""
+    seen, todo = set(), ["tdgen.pipeline"]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(_tdgen_imports(m))
+    assert "tdgen.modelinfo" in seen and "tdgen.model.unet" in seen  # the walk follows imports
+    assert not [m for m in seen if m.startswith("tdgen.tracks") or m in ("tdgen.conditioning", "tdgen.modeldir")]
+
+
+@pytest.mark.slow
+def test_importing_the_pipeline_loads_no_annotation_module():
+    code = ("import sys, tdgen.pipeline; print(sorted(m for m in sys.modules if m.startswith('tdgen.tracks')"
+            " or m in ('tdgen.conditioning', 'tdgen.modeldir')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_diffusers_from_pretrained_round_trip(model_dir, pipe, clips):
@@ -202,3 +288,13 @@ def test_save_pretrained_writes_a_model_directory(pipe, clips, tmp_path):
     again = load_pipeline(tmp_path / "copy")
     assert again.tdgen_config == pipe.tdgen_config
     assert np.array_equal(_run(pipe, clips[:1], [9]), _run(again, clips[:1], [9]))
+
+
+def test_the_model_record_is_typed_and_checked(pipe, model_dir):
+    from tdgen.modelinfo import ModelError, ModelInfo
+
+    assert pipe.model_info == ModelInfo.read(model_dir) and pipe.model_info.resolution == (64, 48)
+    assert pipe.tdgen_config == ModelInfo.read(model_dir).to_dict()
+    with pytest.raises(ModelError, match="tdgen_config: 'frames' must be a positive integer"):
+        pipe.tdgen_config = {"frames": 0}
+    assert pipe.model_info.frames == 4  # a refused record leaves the old one

@@ -1,6 +1,7 @@
 """What the importers would do with full-size checkpoints, on the meta device (no weights): the
 published config.json maps to the documented model, and the GLIGEN + ModelScope plan at SD-1.4 and
-ModelScope-1.7b sizes transfers what official.md §3.3 says it can."""
+ModelScope-1.7b sizes takes every temporal layer from ModelScope and leaves only the TrackDiffusion
+additions fresh."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_pretrain_like_checkpoint_plan_at_full_size():
     lacks = {"injectors", "null_track_feat", "motion_extractor", "frame_embeddings", "instance_embedding"}
     full = full_config()
     src = MetaSource(_meta(lambda: TrackDiffusionUNet(**full)), drop=lacks)
-    assert sum(i.numel for i in src._infos.values()) == 1_613_946_340  # official.md §3.2: 6.456 GB fp32
+    assert sum(i.numel for i in src._infos.values()) == 1_613_946_340  # 6.456 GB in fp32
     cfg, notes = O.official_config_to_tdgen(ws.published_config(full), src.shapes(), frames=16)
     assert cfg["max_frames"] == 16 and cfg["max_slots"] == 20 and cfg["motion_embed_dim"] == 128
     assert any("published values assumed" in n for n in notes)
@@ -63,7 +64,7 @@ def test_pretrain_like_checkpoint_plan_at_full_size():
     takes = O._plan(src, src.path, target, ImportReport(kind="official", output="-"))
     fresh = [k for k in target if k not in takes]
     assert {key_group(k) for k in fresh} == lacks
-    assert round(sum(target[k].numel for k in fresh if key_group(k) == "injectors") / 1e6, 1) == 149.4  # §3.2
+    assert round(sum(target[k].numel for k in fresh if key_group(k) == "injectors") / 1e6, 1) == 149.4  # million parameters
 
 
 def test_gligen_sd14_plus_modelscope_plan_at_full_size():

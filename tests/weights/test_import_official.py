@@ -86,7 +86,7 @@ PRETRAIN_LACKS = {"injectors", "null_track_feat", "motion_extractor", "frame_emb
 
 
 def test_a_checkpoint_without_the_enhancer_gets_fresh_modules_with_gates_at_zero(tmp_path, pub_state, pub_cfg, sd_base):
-    """Like TrackDiffusion_Pretrain (official.md §3.3): a video-GLIGEN UNet without the additions."""
+    """Like TrackDiffusion_Pretrain: a video-GLIGEN UNet without the TrackDiffusion additions."""
     state = _without(pub_state, PRETRAIN_LACKS)
     src = ws.write_published_unet(tmp_path / "pretrain" / "unet", state, ws.published_config(pub_cfg))
     report = import_official(src, sd_base, tmp_path / "out", seed=3)

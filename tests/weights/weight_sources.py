@@ -1,8 +1,8 @@
 """Tiny source checkpoints in the layouts the real ones come in, with random values.
 
 * a published TrackDiffusion UNet directory (diffusers 0.21 ``UNet3DConditionModel`` config.json
-  with ``attention_type: gated``; the key names of official.md §3.1, which our TrackDiffusionUNet
-  shares), as safetensors, ``.bin`` or a sharded safetensors checkpoint;
+  with ``attention_type: gated``; the published checkpoint's key names, which our
+  TrackDiffusionUNet shares), as safetensors, ``.bin`` or a sharded safetensors checkpoint;
 * a diffusers GLIGEN pipeline directory: a 2-D ``UNet2DConditionModel(attention_type="gated")`` with
   1x1-conv projections, plus the VAE, text encoder, tokenizer and scheduler of a tiny SD base;
 * a diffusers ModelScope ``UNet3DConditionModel`` with a wider text cross-attention.
