@@ -1,10 +1,15 @@
-"""Training TrackDiffusion on tracking data: datasets of clips, the training loop, ``tdgen train``.
+"""Training TrackDiffusion on tracking data: datasets of clips and the training loop.
 
 * :mod:`tdgen.train.data`: :class:`ClipDataset` (clips + frames or cached latents), :class:`ClipOrder`
-  (the seeded sample order), latent caching.
-* :mod:`tdgen.train.loop`: :class:`TrainConfig`, :func:`train`, the pieces of the objective
-  (foreground weights, condition dropout, stage parameter groups, EMA).
-* :mod:`tdgen.cli.train`: the ``tdgen train`` command.
+  (the seeded sample order); frames are read by :mod:`~tdgen.train.frames`, latents encoded and
+  cached by :mod:`~tdgen.train.latents`.
+* :mod:`tdgen.train.loop`: :class:`TrainConfig`, :func:`train` and every public name of the loop;
+  the run itself is :class:`~tdgen.train.trainer.Trainer`, built from :mod:`~tdgen.train.config`,
+  :mod:`~tdgen.train.stages`, :mod:`~tdgen.train.objective`, :mod:`~tdgen.train.ema`,
+  :mod:`~tdgen.train.checkpoints`, :mod:`~tdgen.train.batches`, :mod:`~tdgen.train.starting_point`
+  and :mod:`~tdgen.train.export`.
+
+The ``tdgen train`` command is in :mod:`tdgen.cli.train`.
 
 Importing this package does not import torch-heavy modules until they are used.
 """

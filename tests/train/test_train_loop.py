@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tdgen.conditioning import clip_batch
 from tdgen.modeldir import load_pipeline
 from tdgen.tracks.clips import ClipSpec, plan_clips
 from tdgen.errors import UsageError
@@ -58,7 +59,7 @@ def test_a_few_steps_log_and_export_a_model_that_samples(rects, tiny_model_dir, 
     pipe = load_pipeline(model_dir)
 
     clips = plan_clips(read_tracks(rects["ann"]), ClipSpec(frames=4, max_slots=4))[:1]
-    frames = pipe(clips, ["two rectangles"], [0], num_inference_steps=2)
+    frames = pipe(**clip_batch(clips).as_kwargs(), prompts=["two rectangles"], seeds=[0], num_inference_steps=2)
     assert frames.shape == (1, 4, 32, 32, 3) and frames.dtype == np.uint8
     # training moved the weights away from the start
     before, after = _unet_weights(tiny_model_dir), _unet_weights(model_dir)
@@ -138,7 +139,8 @@ def test_init_tiny_with_the_space_to_depth_autoencoder(rects, tmp_path):
     assert isinstance(pipe.vae, SpaceToDepthAutoencoder) and pipe.vae_scale_factor == 8
 
     clips = plan_clips(read_tracks(rects["ann"]), ClipSpec(frames=4, max_slots=4))[:1]
-    assert pipe(clips, ["x"], [0], num_inference_steps=2).shape == (1, 4, 32, 32, 3)
+    assert pipe(**clip_batch(clips).as_kwargs(), prompts=["x"], seeds=[0], num_inference_steps=2).shape == \
+        (1, 4, 32, 32, 3)
 
 
 def test_usage_errors(rects, tiny_model_dir, tmp_path):
@@ -220,3 +222,30 @@ def test_gates_open_for_fresh_unets_and_stay_when_fine_tuning(rects, tiny_model_
     opened = train(_config(rects, tiny_model_dir, tmp_path / "opened", steps=1, lr=1e-6, ema_decay=0.0,
                            gate_init=0.5))
     assert gates(opened.model_dir) == pytest.approx([0.5] * len(before), abs=1e-3)
+
+
+def test_tsv_captions_train_exactly_like_the_equivalent_json(rects, tiny_model_dir, tmp_path, monkeypatch):
+    """train() reads captions through tdgen.prompts: a TSV file builds the same prompts as its JSON."""
+    from tdgen.pipeline import TrackDiffusionPipeline
+
+    seen: list[str] = []
+    encode = TrackDiffusionPipeline.encode_prompts
+
+    def spy(self, prompts):
+        seen.extend(prompts)
+        return encode(self, prompts)
+
+    monkeypatch.setattr(TrackDiffusionPipeline, "encode_prompts", spy)
+    tsv = tmp_path / "captions.tsv"
+    tsv.write_text("# video\tcaption\n\n rects_00 \t two rectangles drifting \n", encoding="utf-8")
+    runs = {}
+    for name, captions in (("json", rects["captions"]), ("tsv", tsv)):
+        seen.clear()
+        result = train(_config(rects, tiny_model_dir, tmp_path / name, captions=captions, steps=1, batch_size=2,
+                               prompt_template="clip of {categories} in {video}", text_dropout=0.0, ema_decay=0.0))
+        runs[name] = (list(seen), result.losses)
+    # one step of both clips: rects_00 has a caption, rects_01 gets the template
+    assert sorted(runs["json"][0]) == ["clip of red box, blue box in rects_01", "two rectangles drifting"]
+    assert runs["tsv"] == runs["json"]  # the same prompts, in the same order, and the same loss
+    data = json.loads((tmp_path / "tsv" / "model" / "tdgen.json").read_text())["training"]["data"]
+    assert data["captions"] == str(tsv.resolve())

@@ -194,3 +194,68 @@ def test_noise_scheduler_takes_the_model_schedule():
     assert noise_scheduler_from({"prediction_type": "sample"}).config.prediction_type == "sample"
     with pytest.raises(UsageError, match="flow_prediction"):
         noise_scheduler_from({"prediction_type": "flow_prediction"})
+
+
+# ----------------------------------------------------------------------------- per-sample draws
+
+
+def test_sample_draws_depend_on_the_position_alone():
+    from tdgen.train.objective import draw_sample_noise
+
+    noise, t, drop_t, drop_b = draw_sample_noise(5, [10, 11, 12, 13], (2, 3, 4, 4), 1000, 0.5, 0.5)
+    assert noise.shape == (4, 2, 3, 4, 4) and noise.dtype == torch.float32
+    assert t.dtype == torch.long and bool(((t >= 0) & (t < 1000)).all())
+    # the same position gives the same draws in another batch (another batch size, process or step)
+    again = draw_sample_noise(5, [12, 3], (2, 3, 4, 4), 1000, 0.5, 0.5)
+    assert torch.equal(again[0][0], noise[2]) and int(again[1][0]) == int(t[2])
+    assert bool(again[2][0]) == bool(drop_t[2]) and bool(again[3][0]) == bool(drop_b[2])
+    assert not torch.equal(again[0][1], noise[0])
+    assert not torch.equal(draw_sample_noise(6, [10], (2, 3, 4, 4), 1000, 0.5, 0.5)[0][0], noise[0])  # seeded
+    never = draw_sample_noise(5, list(range(20)), (1,), 10, 0.0, 0.0)
+    assert not never[2].any() and not never[3].any()
+
+
+def test_targets_follow_the_prediction_type():
+    from tdgen.train.objective import prediction_target, weighted_mse
+
+    sched = noise_scheduler_from(None)
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(2, 4, 1, 2, 2, generator=g), torch.randn(2, 4, 1, 2, 2, generator=g)
+    t = torch.tensor([10, 900])
+    assert prediction_target(sched, "epsilon", x0, eps, t) is eps
+    assert prediction_target(sched, "sample", x0, eps, t) is x0
+    a = sched.alphas_cumprod[t].view(2, 1, 1, 1, 1)
+    v = prediction_target(sched, "v_prediction", x0, eps, t)
+    assert torch.allclose(v, a.sqrt() * eps - (1 - a).sqrt() * x0, atol=1e-6)
+    w = torch.ones(2, 1, 1, 2, 2)
+    w[0] = 3.0
+    assert weighted_mse(x0, x0, w) == 0
+    assert torch.isclose(weighted_mse(x0 + 1, x0, w), torch.tensor(2.0))  # mean of 3s and 1s
+
+
+def test_stage_1_predicts_each_frame_as_a_one_frame_clip():
+    from tdgen.train.objective import predict
+
+    calls, inputs = [], []
+
+    def unet(x, t, text, *, boxes, box_masks, box_embeddings, return_dict):
+        calls.append((x.shape, t.tolist(), text.shape, boxes.shape, box_masks.shape, box_embeddings.shape))
+        inputs.append((x, boxes))
+        return (x * 2 + t.view(-1, 1, 1, 1, 1),)
+
+    B, C, F, h, w, N = 2, 3, 4, 2, 2, 5
+    noisy = torch.randn(B, C, F, h, w)
+    t = torch.tensor([7, 9])
+    text = torch.randn(B, 6, 8)
+    boxes, masks, cats = torch.rand(B, F, N, 4), torch.ones(B, F, N), torch.randn(B, F, N, 8)
+    whole = predict(unet, noisy, t, text, boxes, masks, cats)
+    apart = predict(unet, noisy, t, text, boxes, masks, cats, frames_apart=True)
+    assert calls[0][0] == (B, C, F, h, w)
+    assert calls[1] == ((B * F, C, 1, h, w), [7] * F + [9] * F, (B * F, 6, 8), (B * F, 1, N, 4), (B * F, 1, N),
+                        (B * F, 1, N, 8))
+    x, b = inputs[1]
+    for i in range(B):
+        for f in range(F):  # one-frame clip i * F + f is frame f of clip i, with its boxes
+            assert torch.equal(x[i * F + f, :, 0], noisy[i, :, f]) and torch.equal(b[i * F + f, 0], boxes[i, f])
+    # this fake UNet acts per element, so both layouts give the same result, each frame in place
+    assert apart.shape == noisy.shape and torch.equal(apart, whole)
