@@ -62,3 +62,13 @@ def test_fourier_helpers_re_exported_from_embeddings():
     assert embeddings.fourier_box_embedding is fourier.fourier_box_embedding
     assert embeddings.fourier_frame_embedding is fourier.fourier_frame_embedding
     assert model_pkg.fourier_box_embedding is fourier.fourier_box_embedding
+
+
+def test_layers_stay_importable_from_blocks():
+    from tdgen.model import blocks, layers
+
+    for name in layers.__all__:
+        assert getattr(blocks, name) is getattr(layers, name), name
+    # blocks build on layers, never the other way round.
+    top, _ = _imports(MODEL_DIR / "layers.py")
+    assert ".blocks" not in top
