@@ -582,7 +582,7 @@ def synth_cases() -> list[Case]:
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
 
     def drop_boxes(p: Path) -> None:
-        p.write_bytes(orjson.dumps({k: v for k, v in orjson.loads(p.read_bytes()).items() if k != "boxes"}))
+        p.write_bytes(orjson.dumps({k: v for k, v in orjson.loads(p.read_bytes()).items() if k not in ("boxes", "annotations")}))
 
     cases += [
         finalize_damaged("truncated-fragment", lambda d: truncate(fragment(d)), "clips"),

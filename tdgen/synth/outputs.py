@@ -4,7 +4,8 @@
 synth/
   synth.json                  the settings and model the directory was made with (the record)
   images/<clip>/000001.png    frames; written to images/.<clip>.tmp-<pid>/ then renamed
-  clips/<clip>.json           per-clip fragment, written after its frames: the "finished" mark
+  clips/<clip>.json           per-clip fragment (COCO-VID of the clip + its manifest row, see
+                              fragments.py), written after its frames: the "finished" mark
   annotations.json            COCO-VID of all finished clips (rebuilt by finalize)
   manifest.parquet            one row per finished clip (with the source tracks it had no slot for)
   mot/<clip>/                 with --mot: MOT Challenge copy (seqinfo.ini, img1/000001.jpg, gt/gt.txt)
@@ -54,6 +55,7 @@ import orjson
 
 from ..atomic import atomic_write_bytes, is_temp_name, named_os_error, remove_temp_files, write_bytes_named
 from ..errors import OutputError
+from .fragments import ClipFragment, read_fragment, write_fragment
 
 __all__ = ["INFO_KEYS", "LOCK_NAME", "SynthDir", "encode_image", "settings_match"]
 
@@ -396,8 +398,10 @@ class SynthDir:
                     removed += 1
         return removed
 
-    def write_clip(self, clip_id: str, frames: list[bytes], frame_names: list[str], fragment: dict) -> bool:
-        """Frames into ``images/<clip>/`` (temp dir + rename), then the fragment (atomic).
+    def write_clip(self, clip_id: str, frames: list[bytes], frame_names: list[str],
+                   fragment: ClipFragment | dict) -> bool:
+        """Frames into ``images/<clip>/`` (temp dir + rename), then the fragment (atomic): a
+        :class:`ClipFragment` as its COCO-VID document, a plain dict as JSON as it is.
 
         A finished clip (its fragment exists) is never rewritten: returns False and writes
         nothing. Frames of an unfinished clip already in place are swapped out, not deleted
@@ -426,11 +430,16 @@ class SynthDir:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        atomic_write_bytes(self.fragment_path(clip_id), orjson.dumps(fragment, option=orjson.OPT_SERIALIZE_NUMPY))
+        if isinstance(fragment, ClipFragment):
+            write_fragment(fragment, self.fragment_path(clip_id))
+        else:
+            atomic_write_bytes(self.fragment_path(clip_id), orjson.dumps(fragment, option=orjson.OPT_SERIALIZE_NUMPY))
         return True
 
-    def read_fragment(self, clip_id: str) -> dict:
-        return orjson.loads(self.fragment_path(clip_id).read_bytes())
+    def read_fragment(self, clip_id: str) -> ClipFragment:
+        """A finished clip's fragment, in this version's format or an earlier one's (damaged:
+        :class:`AnnotationError` naming the file)."""
+        return read_fragment(self.fragment_path(clip_id))
 
     def log_failure(self, line: str) -> None:
         """Append one line to ``failures.jsonl`` (errors name the file)."""

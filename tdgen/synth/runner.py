@@ -20,6 +20,7 @@ import numpy as np
 from ..prompts import make_prompt
 from ..tracks.clips import Clip, stable_shard
 from .finalize import finalize
+from .fragments import ClipFragment, clip_trackset
 from .options import (MAX_STEPS, SynthOptions, SynthWarning, options_with_model, parse_shard, run_shard,
                       shard_from_env, validate_options)
 from .outputs import SynthDir, encode_image
@@ -93,7 +94,8 @@ def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[i
 
 
 def _fragment(clip: Clip, plan: SynthPlan, opts: SynthOptions, gen: Generator, size: tuple[int, int],
-              names: list[str], seconds: float) -> dict[str, Any]:
+              names: list[str], seconds: float) -> ClipFragment:
+    """The clip's one-video TrackSet (its boxes in pixels of ``size``) and its manifest row."""
     w, h = size
     ts = plan.ts
     f_idx, s_idx = np.nonzero(clip.mask > 0)
@@ -101,33 +103,27 @@ def _fragment(clip: Clip, plan: SynthPlan, opts: SynthOptions, gen: Generator, s
     bbox = np.stack([xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], 1)
     bbox = np.round(bbox, 2)
     rows = clip.box_rows[f_idx, s_idx]
-    vis = ts.boxes.visibility[rows].tolist() if ts.boxes.visibility is not None else None
-    conf = ts.boxes.conf[rows].tolist() if ts.boxes.conf is not None else None
+    vis = ts.boxes.visibility[rows] if ts.boxes.visibility is not None else None
+    conf = ts.boxes.conf[rows] if ts.boxes.conf is not None else None
     fps_col = ts.videos.fps
     fps = None if fps_col is None or np.isnan(fps_col[clip.video]) else float(fps_col[clip.video]) / clip.step
     ext = opts.image_format if opts.image_format != "jpeg" else "jpg"
-    return {
-        "clip_id": clip.clip_id,
-        "order": plan.order[clip.clip_id],
-        "slots": int(clip.num_slots),
-        "video": {"name": clip.clip_id, "width": w, "height": h, "fps": fps},
-        "frames": [{"file_name": f"images/{clip.clip_id}/{n}", "number": i + 1} for i, n in enumerate(names)],
-        "boxes": {"frame": f_idx.tolist(), "slot": s_idx.tolist(), "bbox": bbox.tolist(),
-                  "category": clip.categories[s_idx].tolist(), "visibility": vis, "conf": conf},
-        "categories": ts.categories,
-        "manifest": {
-            "clip_id": clip.clip_id, "order": plan.order[clip.clip_id], "source": str(opts.ann),
-            "source_video": clip.video_name, "first_frame": int(clip.frame_numbers[0]),
-            "last_frame": int(clip.frame_numbers[-1]), "frame_step": int(clip.step),
-            "frames": int(clip.num_frames), "tracks": int(clip.num_tracks),
-            "source_track_ids": [int(t) for t in clip.track_ids],
-            "dropped_tracks": int(clip.dropped_track_ids.size),
-            "dropped_track_ids": [int(t) for t in clip.dropped_track_ids], "prompt": plan.prompts[clip.clip_id],
-            "seed": int(plan.seeds[clip.clip_id]), "model_id": gen.model_id, "model_hash": gen.model_hash,
-            "steps": opts.steps, "guidance": float(opts.guidance), "guidance_kind": opts.guidance_kind,
-            "width": w, "height": h, "seconds": round(float(seconds), 4), "ext": ext,
-        },
+    order = plan.order[clip.clip_id]
+    manifest = {
+        "clip_id": clip.clip_id, "order": order, "source": str(opts.ann),
+        "source_video": clip.video_name, "first_frame": int(clip.frame_numbers[0]),
+        "last_frame": int(clip.frame_numbers[-1]), "frame_step": int(clip.step),
+        "frames": int(clip.num_frames), "tracks": int(clip.num_tracks),
+        "source_track_ids": [int(t) for t in clip.track_ids],
+        "dropped_tracks": int(clip.dropped_track_ids.size),
+        "dropped_track_ids": [int(t) for t in clip.dropped_track_ids], "prompt": plan.prompts[clip.clip_id],
+        "seed": int(plan.seeds[clip.clip_id]), "model_id": gen.model_id, "model_hash": gen.model_hash,
+        "steps": opts.steps, "guidance": float(opts.guidance), "guidance_kind": opts.guidance_kind,
+        "width": w, "height": h, "seconds": round(float(seconds), 4), "ext": ext,
     }
+    clip_ts = clip_trackset(clip.clip_id, size, fps, [f"images/{clip.clip_id}/{n}" for n in names], f_idx, bbox,
+                            s_idx, clip.categories[s_idx], ts.categories, visibility=vis, conf=conf)
+    return ClipFragment(clip_ts, manifest, order)
 
 
 def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -294,8 +290,8 @@ def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOption
                     finally:
                         intr.writing = False
                     if wrote:
-                        if opts.preview:
-                            _write_preview(sd, clip, clip_frames, fragment)
+                        if opts.preview:  # the preview reads only the clip's size from its fragment
+                            _write_preview(sd, clip, clip_frames, {"video": {"width": wh[0], "height": wh[1]}})
                         done += 1
                         frames_done += clip.num_frames
                         if progress:

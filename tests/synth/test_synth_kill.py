@@ -160,7 +160,8 @@ def temp_files(out: Path) -> list[str]:
 def check_consistent(out: Path) -> None:
     """Every finished clip's frames exist, and annotations.json lists only frames that exist."""
     for frag in (out / "clips").glob("*.json") if (out / "clips").exists() else []:
-        for fr in json.loads(frag.read_text())["frames"]:
+        doc = json.loads(frag.read_text())
+        for fr in doc["images"] if "images" in doc else doc["frames"]:  # a COCO-VID fragment, or the old layout
             assert (out / fr["file_name"]).is_file(), f"{frag.name} is finished but {fr['file_name']} is gone"
     if (out / "annotations.json").exists():
         doc = json.loads((out / "annotations.json").read_text())
