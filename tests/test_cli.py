@@ -1,30 +1,28 @@
-"""The command line, run as a user runs it: a subprocess with real files."""
+"""The command line on real files: in process through Typer's CliRunner, and as a real
+``python -m tdgen.cli`` subprocess where the interpreter itself is the point (the entry point,
+``--version``, and that a bad input never shows a traceback)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
+from helpers import tdgen
+
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "realdata"
 
 
-def tdgen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tdgen.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
-
-
-def test_help_and_version():
-    r = tdgen("--help")
+@pytest.mark.parametrize("subprocess", [False, True], ids=["in-process", "subprocess"])
+def test_help_and_version(subprocess):
+    r = tdgen("--help", subprocess=subprocess)
     assert r.returncode == 0
     for cmd in ("inspect", "convert", "merge"):
         assert cmd in r.stdout
-    v = tdgen("--version")
+    v = tdgen("--version", subprocess=subprocess)
     assert v.returncode == 0 and v.stdout.startswith("tdgen ")
 
 
@@ -109,6 +107,16 @@ def _bad_json(tmp_path: Path) -> Path:
 ])
 @pytest.mark.parametrize("command", ["inspect", "convert", "merge"])
 def test_bad_input_one_line_exit_2_no_output(tmp_path, make, where, command):
+    _bad_input_is_one_line(tmp_path, make, where, command, subprocess=False)
+
+
+# In a real interpreter too, one case per command: nothing but the one line reaches the terminal.
+@pytest.mark.parametrize("command", ["inspect", "convert", "merge"])
+def test_bad_input_in_a_real_process_is_one_line_without_traceback(tmp_path, command):
+    _bad_input_is_one_line(tmp_path, _bad_cocovid, "image_id 4242 is not in 'images'", command, subprocess=True)
+
+
+def _bad_input_is_one_line(tmp_path, make, where, command, *, subprocess):
     src = make(tmp_path)
     out = tmp_path / "out" / "result.json"
     if command == "inspect":
@@ -117,7 +125,7 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, make, where, command):
         args = ["convert", src, "-o", out]
     else:
         args = ["merge", REAL / "mmtracking" / "demo_vis_data_ann.json", src, "-o", out]
-    r = tdgen(*args)
+    r = tdgen(*args, subprocess=subprocess)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1, r.stderr
@@ -127,7 +135,8 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, make, where, command):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_missing_file_is_a_clear_error(tmp_path):
-    r = tdgen("inspect", tmp_path / "nope.json")
+@pytest.mark.parametrize("subprocess", [False, True], ids=["in-process", "subprocess"])
+def test_missing_file_is_a_clear_error(tmp_path, subprocess):
+    r = tdgen("inspect", tmp_path / "nope.json", subprocess=subprocess)
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: {tmp_path / 'nope.json'}: no such file or directory"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from tdgen import modeldir
-from tdgen.cli import app
+
+from helpers import tdgen
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = modeldir.bundled_model_dir()
@@ -38,8 +38,7 @@ def test_the_default_model_records_how_it_was_trained():
 def test_synth_without_model_uses_the_default(tmp_path):
     out = tmp_path / "synth"
     ann = ROOT / "examples" / "shapes_mini" / "annotations.json"
-    res = CliRunner().invoke(app, ["synth", "--ann", str(ann), "--out", str(out), "--max-clips", "1",
-                                   "--steps", "2", "-q", "--json"])
+    res = tdgen("synth", "--ann", ann, "--out", out, "--max-clips", "1", "--steps", "2", "-q", "--json")
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output.strip().splitlines()[-1])
     assert summary["done"] == 1

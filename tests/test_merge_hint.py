@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from typer.testing import CliRunner
 
-from tdgen.cli import app
+from helpers import tdgen
 
 
 def _set(root: Path, image_dir: str, video: str, frames: int) -> Path:
@@ -39,15 +38,13 @@ def test_following_the_printed_link_resolves_every_image(tmp_path):
     extra = _set(synth, "images", "MOT17-02_clip0000", 4)
     merged = tmp_path / "merged.json"
 
-    res = CliRunner().invoke(app, ["merge", str(base), str(extra), "--prefix", "synth", "-o", str(merged),
-                                   "--json"])
+    res = tdgen("merge", base, extra, "--prefix", "synth", "-o", merged, "--json")
     assert res.exit_code == 0, res.output
     links = json.loads(res.stdout.strip().splitlines()[-1])["links"]
     assert links == [{"prefix": "synth", "target": str(synth.resolve())}]
 
     # the text form prints the same command
-    res = CliRunner().invoke(app, ["merge", str(base), str(extra), "--prefix", "synth", "-o",
-                                   str(tmp_path / "m2.json")])
+    res = tdgen("merge", base, extra, "--prefix", "synth", "-o", tmp_path / "m2.json")
     assert f"ln -s {synth.resolve()} <data_root>/synth" in res.stdout
 
     os.symlink(links[0]["target"], data_root / links[0]["prefix"])

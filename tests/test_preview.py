@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,8 @@ from tdgen.preview import (  # noqa: E402
 )
 from tdgen.errors import AnnotationError, UsageError  # noqa: E402
 from tdgen.tracks.io import read_tracks  # noqa: E402
+
+from helpers import tdgen  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "data" / "realdata" / "mmtracking" / "demo_cocovid_data_ann_vid.json"
 
@@ -227,11 +227,6 @@ def test_preview_clip_and_clip_sheet(tmp_path):
 
 
 # --------------------------------------------------------------------------- CLI
-def tdgen(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tdgen.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=120)
-
-
 def test_cli_preview(tmp_path):
     out = tmp_path / "out.png"
     r = tdgen("preview", FIXTURE, "-o", out, "--json")

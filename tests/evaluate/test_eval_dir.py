@@ -8,19 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
 
 cv2 = pytest.importorskip("cv2")
 
-from tdgen.cli import handle_errors  # noqa: E402
-from tdgen.cli.evaluate import eval_command  # noqa: E402
 from tdgen.evaluate.evaluate import DEFAULT_MIN_VISIBILITY, evaluate_dir, resolve_target  # noqa: E402
 from tdgen.shapes import render_shapes, render_video  # noqa: E402
 from tdgen.shapes.render import TRACK_STRIDE  # noqa: E402
 from tdgen.tracks.cocovid import write_cocovid  # noqa: E402
 from tdgen.errors import AnnotationError  # noqa: E402
 from tdgen.tracks.io import read_tracks  # noqa: E402
+
+from helpers import tdgen  # noqa: E402
 
 METRICS = ("gt", "ignored", "det", "tp", "fp", "fn", "recall", "precision", "mean_iou", "identity_consistency",
            "hota", "deta", "assa", "mota", "idf1")
@@ -133,28 +131,19 @@ def test_resolve_target_and_missing_frames(tmp_path, rendered):
         evaluate_dir(None, broken / "annotations.json")
 
 
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    a = typer.Typer()
-    a.command("eval")(handle_errors(eval_command))
-    a.command("noop")(lambda: None)
-    return a
-
-
-def test_eval_command_side_by_side_json_and_report(tmp_path, rendered, oracle, app):
+def test_eval_command_side_by_side_json_and_report(tmp_path, rendered, oracle):
     synth = tmp_path / "synth"
     make_synth_style(rendered, synth)
     report = tmp_path / "report.json"
-    runner = CliRunner()
-    r = runner.invoke(app, ["eval", str(synth), "--oracle", str(rendered), "--json", "--out", str(report)])
+    r = tdgen("eval", synth, "--oracle", rendered, "--json", "--out", report)
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(data) == {"target", "oracle"}
     assert data["oracle"]["recall"] == oracle["recall"]
     assert data["target"]["background"] == "estimated"
     assert json.loads(report.read_text()) == data
-    r = runner.invoke(app, ["eval", str(rendered / "annotations.json")])
+    r = tdgen("eval", rendered / "annotations.json")
     assert r.exit_code == 0, r.output
     assert "recall" in r.stdout and "HOTA" in r.stdout and "IDF1" in r.stdout
-    r = runner.invoke(app, ["eval", str(tmp_path / "nope")])
+    r = tdgen("eval", tmp_path / "nope")
     assert r.exit_code == 2 and r.output.count("\n") == 1 and r.output.startswith("error: ")

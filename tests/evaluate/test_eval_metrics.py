@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -40,8 +41,7 @@ def seq(*frames):
 def backends():
     out = ["own"]
     try:
-        import motmetrics  # noqa: F401
-
+        importlib.import_module("motmetrics")
         out.append("motmetrics")
     except ImportError:
         pass

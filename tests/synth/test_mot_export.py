@@ -19,6 +19,7 @@ import pytest
 from tdgen.synth import SynthOptions, finalize, run_synth
 
 from fakegen import FakeGenerator
+from helpers import tdgen
 
 
 def write_cocovid_source(path: Path, *, videos=(("walk-a", 10, 3), ("walk-b", 7, 2)), size=(320, 240)) -> Path:
@@ -171,19 +172,10 @@ def test_mot_copy_of_a_mot_source_keeps_its_classes_and_visibility(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
-def test_cli_mot_flag_writes_the_layout(tmp_path, monkeypatch, fmt):
-    from typer.testing import CliRunner
-
-    import tdgen.modeldir
-    import tdgen.synth.generator
-    from tdgen.cli import app
-
-    monkeypatch.setattr(tdgen.synth.generator, "PipelineGenerator", lambda model, **kw: FakeGenerator())
-    monkeypatch.setattr(tdgen.modeldir, "model_defaults", lambda model: {
-        "frames": 4, "slots": 6, "prompt_template": "a video of {categories}", "resolution": None})
+def test_cli_mot_flag_writes_the_layout(tmp_path, fake_model, fmt):
     ann = write_cocovid_source(tmp_path / "src.json")
     out = tmp_path / "synth"
-    r = CliRunner().invoke(app, ["synth", "--ann", str(ann), "--out", str(out), "--model", "fake", "--device", "cpu",
-                                 "--steps", "2", "-q", "--mot", "--image-format", fmt])
+    r = tdgen("synth", "--ann", ann, "--out", out, "--model", "fake", "--device", "cpu", "--steps", "2", "-q",
+              "--mot", "--image-format", fmt)
     assert r.exit_code == 0, r.stderr
     assert len(read_like_bytetrack(out / "mot")) == 3

@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-import tdgen.modeldir
-import tdgen.synth.generator
-from tdgen.cli import app
+from tdgen.modeldir import bundled_model_dir
 
-from fakegen import FakeGenerator
+from helpers import tdgen
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-runner = CliRunner()
 
 
 def plan_only(ann: Path, out: Path, *extra: str):
-    return runner.invoke(app, ["synth", "--ann", str(ann), "--out", str(out), "--plan-only", *extra])
+    return tdgen("synth", "--ann", ann, "--out", out, "--plan-only", *extra)
 
 
 def warnings(result) -> list[str]:
     return [ln for ln in result.stderr.splitlines() if ln.startswith("warning: ")]
 
 
-@pytest.mark.skipif(not tdgen.modeldir.bundled_model_dir().joinpath("tdgen.json").exists(),
+@pytest.mark.skipif(not bundled_model_dir().joinpath("tdgen.json").exists(),
                     reason="the bundled model is not in this tree")
 def test_bundled_model_on_pedestrians_warns_about_domain_and_aspect(tmp_path):
     res = plan_only(EXAMPLES / "mot_mini_cocovid.json", tmp_path / "s")
@@ -42,7 +39,7 @@ def test_bundled_model_on_pedestrians_warns_about_domain_and_aspect(tmp_path):
     assert [("pedestrian" in w) for w in warnings(res)] == [True]
 
 
-@pytest.mark.skipif(not tdgen.modeldir.bundled_model_dir().joinpath("tdgen.json").exists(),
+@pytest.mark.skipif(not bundled_model_dir().joinpath("tdgen.json").exists(),
                     reason="the bundled model is not in this tree")
 def test_shapes_quickstart_gets_no_warning(tmp_path):
     res = plan_only(EXAMPLES / "shapes_mini" / "annotations.json", tmp_path / "s",
@@ -51,7 +48,7 @@ def test_shapes_quickstart_gets_no_warning(tmp_path):
     assert warnings(res) == []
 
 
-def test_full_hd_sources_on_a_square_model_warn(tmp_path, monkeypatch):
+def test_full_hd_sources_on_a_square_model_warn(tmp_path, shared_tiny_model):
     doc = {"videos": [{"id": 1, "name": "v", "width": 1920, "height": 1080}],
            "images": [{"id": i + 1, "video_id": 1, "frame_id": i, "file_name": f"v/{i:06d}.jpg",
                        "width": 1920, "height": 1080} for i in range(8)],
@@ -61,8 +58,7 @@ def test_full_hd_sources_on_a_square_model_warn(tmp_path, monkeypatch):
     ann = tmp_path / "hd.json"
     ann.write_text(json.dumps(doc))
     model = tmp_path / "m"
-    res = runner.invoke(app, ["model", "init", "--preset", "tiny", "-o", str(model)])
-    assert res.exit_code == 0, res.output
+    shutil.copytree(shared_tiny_model, model)
     info = json.loads((model / "tdgen.json").read_text())
     info.update(resolution=[128, 128], domain={"categories": ["pedestrian"]})
     (model / "tdgen.json").write_text(json.dumps(info))
@@ -70,15 +66,11 @@ def test_full_hd_sources_on_a_square_model_warn(tmp_path, monkeypatch):
     assert len(ws) == 1 and "1920x1080 (16:9)" in ws[0] and "128x128" in ws[0], ws
 
 
-def test_out_size_source_writes_each_video_at_its_own_size(tmp_path, monkeypatch):
-    monkeypatch.setattr(tdgen.synth.generator, "PipelineGenerator", lambda model, **kw: FakeGenerator())
-    monkeypatch.setattr(tdgen.modeldir, "model_defaults",
-                        lambda model: {"frames": 4, "slots": 20, "prompt_template": "a video of {categories}",
-                                       "resolution": (64, 48)})
+def test_out_size_source_writes_each_video_at_its_own_size(tmp_path, fake_model):
+    fake_model.defaults.update(slots=20, resolution=(64, 48))
     out = tmp_path / "s"
-    res = runner.invoke(app, ["synth", "--ann", str(EXAMPLES / "mot_mini_cocovid.json"), "--out", str(out),
-                              "--model", "fake", "--device", "cpu", "--max-clips", "2", "--out-size", "source",
-                              "-q"])
+    res = tdgen("synth", "--ann", EXAMPLES / "mot_mini_cocovid.json", "--out", out, "--model", "fake",
+                "--device", "cpu", "--max-clips", "2", "--out-size", "source", "-q")
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "annotations.json").read_text())
     assert doc["images"]

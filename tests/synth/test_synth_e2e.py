@@ -1,6 +1,7 @@
-"""`tdgen synth` end to end with the tiny random model, run as a user runs it (subprocesses, real files).
+"""`tdgen synth` end to end with the tiny random model, on real files.
 
 MOT-style fixture -> synth -> annotations.json (pycocotools) + frames -> merge with a real-style base.
+The commands run in process (Typer's CliRunner); the run killed with SIGKILL is a real subprocess.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,28 +20,20 @@ from PIL import Image
 from tdgen.tracks.clips import ClipSpec, plan_clips
 from tdgen.tracks.mot import read_mot
 
+from helpers import tdgen, tdgen_command
 from make_mot import write_mot_split
 
-pytestmark = pytest.mark.slow  # each test runs the tiny model in subprocesses: 10-20 s apiece
+# Every test that runs the model is end to end (a full synth run or more): the slow tier.
+slow = pytest.mark.slow
 
 REAL = Path(__file__).parents[1] / "data" / "realdata"
 STEPS = "2"
 
 
-def tdgen(*args, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "tdgen.cli", *map(str, args)], capture_output=True, text=True,
-                       timeout=600, env={**os.environ, **(env or {})})
-    if check:
-        assert r.returncode == 0, r.stderr
-    return r
-
-
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "tiny"
-    r = tdgen("model", "init", "--preset", "tiny", "-o", out, "--resolution", "64x48", "--frames", "4")
-    assert out.is_dir() and "wrote" in r.stdout
-    return out
+def model(shared_tiny_model):
+    """The tiny preset at 64x48 pixels, 4 frames (built once per test run)."""
+    return shared_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +46,10 @@ def _synth(mot, model, out, *extra, check=True):
                  "--json", *extra, check=check)
 
 
+def _summary(r) -> dict:
+    return json.loads(r.last_json_line())
+
+
 def _frames(out: Path) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "images").rglob("*.png"))}
 
@@ -63,9 +59,10 @@ def reference(mot, model, tmp_path_factory):
     """One uninterrupted run (batch size 3) that other tests compare against."""
     out = tmp_path_factory.mktemp("ref") / "synth"
     r = _synth(mot, model, out, "--batch-size", "3")
-    return out, json.loads(r.stdout.strip().splitlines()[-1])
+    return out, _summary(r)
 
 
+@slow
 def test_outputs_follow_the_tracklets_and_load_in_pycocotools(mot, reference):
     from pycocotools.coco import COCO
 
@@ -106,6 +103,7 @@ def test_outputs_follow_the_tracklets_and_load_in_pycocotools(mot, reference):
                 assert cats[mine[0]["category_id"]] == clip.category_names[s]
 
 
+@slow
 def test_same_seed_same_bytes_and_batch_size_does_not_matter(mot, model, reference, tmp_path):
     ref, _ = reference
     out = tmp_path / "b1"
@@ -118,22 +116,24 @@ def test_same_seed_same_bytes_and_batch_size_does_not_matter(mot, model, referen
     assert _frames(other)[name] != _frames(ref)[name]
 
 
+@slow
 def test_rerun_resumes_and_other_settings_are_refused(mot, model, reference, tmp_path):
     ref, summary = reference
     again = _synth(mot, model, ref, "--batch-size", "2")
-    s = json.loads(again.stdout.strip().splitlines()[-1])
+    s = _summary(again)
     assert s["done"] == 0 and s["skipped"] == summary["planned"]
     r = _synth(mot, model, ref, "--cfg", "3", check=False)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
     assert "--overwrite" in r.stderr
 
 
+@slow
 def test_sigkill_then_rerun_equals_uninterrupted(mot, model, reference, tmp_path):
     ref, summary = reference
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "tdgen.cli", "synth", "--ann", str(mot), "--out", str(out), "--model", str(model),
-           "--steps", STEPS, "--slots", "6", "--batch-size", "1", "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["synth", "--ann", mot, "--out", out, "--model", model, "--steps", STEPS, "--slots", "6",
+            "--batch-size", "1", "-q"]
+    proc = subprocess.Popen(tdgen_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
@@ -147,10 +147,8 @@ def test_sigkill_then_rerun_equals_uninterrupted(mot, model, reference, tmp_path
     done = len(list((out / "clips").glob("*.json")))
     assert 0 < done < summary["planned"]
     assert not (out / "annotations.json").exists()
-    # the resumed run equals the uninterrupted reference run
-    r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    s = json.loads(r.stdout.strip().splitlines()[-1])
+    # the resumed run (another process than the killed one) equals the uninterrupted reference run
+    s = _summary(tdgen(*args, "--json", check=True))
     assert s["skipped"] == done and s["done"] == summary["planned"] - done
     assert (out / "annotations.json").read_bytes() == (ref / "annotations.json").read_bytes()
     assert _frames(out) == _frames(ref)
@@ -158,17 +156,19 @@ def test_sigkill_then_rerun_equals_uninterrupted(mot, model, reference, tmp_path
     assert not leftovers
 
 
+@slow
 def test_shards_union_equals_unsharded(mot, model, reference, tmp_path):
     ref, _ = reference
     out = tmp_path / "sharded"
-    s0 = json.loads(_synth(mot, model, out, "--shard", "0/2").stdout.strip().splitlines()[-1])
-    s1 = json.loads(_synth(mot, model, out, "--shard", "1/2").stdout.strip().splitlines()[-1])
+    s0 = _summary(_synth(mot, model, out, "--shard", "0/2"))
+    s1 = _summary(_synth(mot, model, out, "--shard", "1/2"))
     assert s0["done"] > 0 and s1["done"] > 0
-    tdgen("synth", "--out", out, "--finalize", "--json")
+    tdgen("synth", "--out", out, "--finalize", "--json", check=True)
     assert json.loads((out / "annotations.json").read_text()) == json.loads((ref / "annotations.json").read_text())
     assert _frames(out) == _frames(ref)
 
 
+@slow
 def test_out_size_resizes_frames_and_boxes(mot, model, reference, tmp_path):
     ref, _ = reference
     out = tmp_path / "big"
@@ -200,14 +200,15 @@ def _frame(doc, ann):
     return next(im["frame_id"] for im in doc["images"] if im["id"] == ann["image_id"])
 
 
+@slow
 def test_merge_into_a_real_style_base(reference, tmp_path):
     ref, _ = reference
     base = REAL / "mmtracking" / "demo_mot_data_ann.json"  # OpenMMLab's MOT test fixture
     out = tmp_path / "merged.json"
-    r = tdgen("merge", base, ref / "annotations.json", "-o", out, "--prefix", "synth/", check=False)
+    r = tdgen("merge", base, ref / "annotations.json", "-o", out, "--prefix", "synth/")
     assert r.returncode == 2 and "'car' is not in the base set" in r.stderr and not out.exists()
     r = tdgen("merge", base, ref / "annotations.json", "-o", out, "--prefix", "synth/", "--add-categories",
-              "--json", check=False)
+              "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
     ids = [a["id"] for a in doc["annotations"]]
@@ -216,6 +217,7 @@ def test_merge_into_a_real_style_base(reference, tmp_path):
     assert len(synth_imgs) == len(json.loads((ref / "annotations.json").read_text())["images"])
 
 
+# No model runs here (each command stops at its model check): the fast tier.
 def test_missing_or_incomplete_model_is_a_one_line_error(mot, tmp_path):
     r = _synth(mot, tmp_path / "nope", tmp_path / "o1", check=False)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1

@@ -12,19 +12,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-import tdgen.modeldir
-import tdgen.synth.generator
-from tdgen.cli import app
+import tdgen.modeldir as modeldir
+import tdgen.synth.generator as generator
 from tdgen.synth import SynthOptions, plan_synth
 from tdgen.tracks.io import read_tracks
 
-from fakegen import FakeGenerator
+from helpers import tdgen
 from make_mot import write_mot_split
-
-runner = CliRunner()
-DEFAULTS = {"frames": 4, "slots": 3, "prompt_template": "a video of {categories}", "resolution": (64, 48)}
 
 
 def write_crowded_split(root: Path) -> Path:
@@ -50,24 +45,17 @@ def crowded(tmp_path):
 
 
 @pytest.fixture()
-def fake_model(monkeypatch):
-    """`--model fake` means the stand-in generator; records every generator that was built."""
-    built = []
-
-    def make(model, **kw):
-        built.append(model)
-        return FakeGenerator()
-
-    monkeypatch.setattr(tdgen.synth.generator, "PipelineGenerator", make)
-    monkeypatch.setattr(tdgen.modeldir, "model_defaults", lambda model: dict(DEFAULTS))
-    return built
+def fake_model(fake_model):
+    """The stand-in model (tests/conftest.py) with 3 slots at 64x48: fewer than the crowd's tracks."""
+    fake_model.defaults.update(slots=3, resolution=(64, 48))
+    return fake_model
 
 
 # The crowded split's conf-0 tracks are what the overflow ranking is about, so these runs ask for
 # them (--min-conf 0); by default synth does not generate conf-0 rows at all (test_synth_targets.py).
 def synth(ann, out, *extra):
-    return runner.invoke(app, ["synth", "--ann", str(ann), "--out", str(out), "--model", "fake", "--device", "cpu",
-                               "--steps", "2", "--min-conf", "0", *map(str, extra)])
+    return tdgen("synth", "--ann", ann, "--out", out, "--model", "fake", "--device", "cpu", "--steps", "2",
+                 "--min-conf", "0", *extra)
 
 
 def expected(ann, out, **kw):
@@ -124,12 +112,12 @@ def test_plan_only_needs_no_model_when_the_flags_say_it_all(crowded, tmp_path, m
     def no_model(*a, **k):
         raise AssertionError("plan-only asked for a model")
 
-    monkeypatch.setattr(tdgen.modeldir, "model_defaults", no_model)
-    monkeypatch.setattr(tdgen.modeldir, "default_model", no_model)
-    monkeypatch.setattr(tdgen.synth.generator, "PipelineGenerator", no_model)
+    monkeypatch.setattr(modeldir, "model_defaults", no_model)
+    monkeypatch.setattr(modeldir, "default_model", no_model)
+    monkeypatch.setattr(generator, "PipelineGenerator", no_model)
     out = tmp_path / "synth"
-    r = runner.invoke(app, ["synth", "--ann", str(crowded), "--out", str(out), "--plan-only", "--frames", "4",
-                            "--min-conf", "0", "--slots", "3", "--out-size", "64x48", "--shard", "0/2", "--json"])
+    r = tdgen("synth", "--ann", crowded, "--out", out, "--plan-only", "--frames", "4", "--min-conf", "0",
+              "--slots", "3", "--out-size", "64x48", "--shard", "0/2", "--json")
     assert r.exit_code == 0, r.stderr
     plan = json.loads(r.stdout)
     assert plan["shard"] == [0, 2] and plan["frames_to_write"] == 4 * plan["assigned_clips"]
@@ -173,7 +161,7 @@ def test_quiet_still_warns_about_drops_but_says_nothing_otherwise(crowded, tmp_p
 
 
 def test_help_states_the_overflow_order():
-    r = runner.invoke(app, ["synth", "--help"], env={"COLUMNS": "200"})
+    r = tdgen("synth", "--help", env={"COLUMNS": "200"})
     text = re.sub(r"[\s│]+", " ", r.stdout)
     assert "keep training targets first (not crowd/ignore, conf > 0), then the tracks present in most frames" in text
     assert "--plan-only" in text and "--dry-run" in text

@@ -1,7 +1,7 @@
 """`tdgen synth` against hostile input: bad flags, foreign folders, left-overs, locks, disk full.
 
 The command runs in process (Typer's CliRunner) with the model replaced by the stand-in
-generator, so everything but the diffusion itself is the real code path.
+generator (the ``fake_model`` fixture), so everything but the diffusion itself is the real code path.
 """
 
 from __future__ import annotations
@@ -13,20 +13,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-import tdgen.modeldir
-import tdgen.synth.generator
 from tdgen.atomic import atomic_write_bytes
-from tdgen.cli import app
 from tdgen.synth import SynthDir, SynthOptions, finalize, run_synth
 from tdgen.errors import OutputError, UsageError
 
 from fakegen import FakeGenerator
+from helpers import tdgen
 from make_mot import write_mot_split
-
-runner = CliRunner()
-DEFAULTS = {"frames": 4, "slots": 6, "prompt_template": "a video of {categories}", "resolution": None}
 
 
 @pytest.fixture()
@@ -34,24 +28,9 @@ def mot_split(tmp_path):
     return write_mot_split(tmp_path / "MOT" / "train")
 
 
-@pytest.fixture()
-def fake_model(monkeypatch):
-    """`--model fake` means the stand-in generator; records every generator that was built."""
-    built = []
-
-    def make(model, **kw):
-        g = FakeGenerator()
-        built.append((model, kw))
-        return g
-
-    monkeypatch.setattr(tdgen.synth.generator, "PipelineGenerator", make)
-    monkeypatch.setattr(tdgen.modeldir, "model_defaults", lambda model: dict(DEFAULTS))
-    return built
-
-
 def synth(mot, out, *extra):
-    return runner.invoke(app, ["synth", "--ann", str(mot), "--out", str(out), "--model", "fake", "--device", "cpu",
-                               "--steps", "2", "-q", *map(str, extra)])
+    return tdgen("synth", "--ann", mot, "--out", out, "--model", "fake", "--device", "cpu", "--steps", "2", "-q",
+                 *extra)
 
 
 def _one_error_line(r, code=2) -> str:
@@ -168,19 +147,19 @@ def test_a_run_whose_every_clip_failed_does_not_block_other_settings(mot_split, 
 
 def test_finalize_needs_a_synth_run(mot_split, tmp_path, fake_model):
     missing = tmp_path / "nope"
-    line = _one_error_line(runner.invoke(app, ["synth", "--out", str(missing), "--finalize"]))
+    line = _one_error_line(tdgen("synth", "--out", missing, "--finalize"))
     assert str(missing) in line
     assert not missing.exists()
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    line = _one_error_line(runner.invoke(app, ["synth", "--out", str(foreign), "--finalize", "--json"]))
+    line = _one_error_line(tdgen("synth", "--out", foreign, "--finalize", "--json"))
     assert "synth.json" in line
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
     out = tmp_path / "synth"
     assert synth(mot_split, out).exit_code == 0
     (out / "annotations.json").unlink()
-    r = runner.invoke(app, ["synth", "--out", str(out), "--finalize"])
+    r = tdgen("synth", "--out", out, "--finalize")
     assert r.exit_code == 0, r.stderr
     _listed_frames_exist(out)
 
@@ -447,18 +426,17 @@ def test_disk_full_names_the_atomic_target(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- model directory
 
 
-def test_model_directory_without_model_index_is_refused(mot_split, tmp_path):
-    from tdgen.modeldir import ModelError, check_model_dir, resolve_model_dir
+def test_model_directory_without_model_index_is_refused(mot_split, tmp_path, shared_tiny_model):
+    from tdgen.modeldir import ModelError, check_model_dir
 
     model = tmp_path / "model"
-    shutil.copytree(resolve_model_dir("tiny"), model)
+    shutil.copytree(shared_tiny_model, model)
     check_model_dir(model)
     (model / "model_index.json").unlink()
     with pytest.raises(ModelError, match="model_index.json is missing"):
         check_model_dir(model)
     out = tmp_path / "synth"
-    r = runner.invoke(app, ["synth", "--ann", str(mot_split), "--out", str(out), "--model", str(model),
-                            "--device", "cpu"])
+    r = tdgen("synth", "--ann", mot_split, "--out", out, "--model", model, "--device", "cpu")
     line = _one_error_line(r)
     assert str(model) in line and "model_index.json" in line
     assert not out.exists()

@@ -7,19 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-import tdgen.modeldir
-import tdgen.synth.generator
-from tdgen.cli import app
 from tdgen.synth import SynthOptions, plan_synth
 
-from fakegen import FakeGenerator
+from helpers import tdgen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracks"))
-from test_classes import mot17  # noqa: E402,F401  (the fixture: all 12 MOT classes, conf-0 rows, 3 detector copies)
+import test_classes  # noqa: E402
 
-runner = CliRunner()
+mot17 = test_classes.mot17  # the fixture: all 12 MOT classes, conf-0 rows, 3 detector copies
+
 quiet_plan = pytest.mark.filterwarnings("ignore::tdgen.synth.runner.SynthWarning")
 
 
@@ -52,14 +49,10 @@ def test_bytetrack_flavor_and_explicit_classes(mot17, tmp_path):
     assert {n for c in p.clips for n in c.category_names} == {"pedestrian", "car"}
 
 
-def test_cli_reports_what_it_generates_and_writes_only_targets(mot17, tmp_path, monkeypatch):
-    monkeypatch.setattr(tdgen.synth.generator, "PipelineGenerator", lambda model, **kw: FakeGenerator())
-    monkeypatch.setattr(tdgen.modeldir, "model_defaults",
-                        lambda model: {"frames": 4, "slots": 20, "prompt_template": "a video of {categories}",
-                                       "resolution": (64, 48)})
+def test_cli_reports_what_it_generates_and_writes_only_targets(mot17, tmp_path, fake_model):
+    fake_model.defaults.update(slots=20, resolution=(64, 48))
     out = tmp_path / "s"
-    res = runner.invoke(app, ["synth", "--ann", str(mot17), "--out", str(out), "--model", "fake", "--device", "cpu",
-                              "--max-clips", "2", "-q"])
+    res = tdgen("synth", "--ann", mot17, "--out", out, "--model", "fake", "--device", "cpu", "--max-clips", "2", "-q")
     assert res.exit_code == 0, res.output
     assert any(ln.startswith("warning: ") and "generating" in ln and "dropped" in ln
                for ln in res.stderr.splitlines()), res.stderr
@@ -74,6 +67,6 @@ def test_cli_reports_what_it_generates_and_writes_only_targets(mot17, tmp_path, 
 ])
 def test_bad_target_flags_are_one_line(mot17, tmp_path, args, message):
     out = tmp_path / "s"
-    res = runner.invoke(app, ["synth", "--ann", str(mot17), "--out", str(out), "--model", "tiny", *args])
+    res = tdgen("synth", "--ann", mot17, "--out", out, "--model", "tiny", *args)
     assert res.exit_code == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert not out.exists()

@@ -1,24 +1,15 @@
-"""`tdgen model import-official` and `tdgen model init --gligen --modelscope` as a user runs them, and
+"""`tdgen model import-official` and `tdgen model init --gligen --modelscope` (in process), and
 `tdgen synth` on the model directories they write."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import weight_sources as ws
-from tdgen.cli import app
-
-
-def tdgen(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tdgen.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ})
+from helpers import tdgen
 
 
 def _synth_runs(mot: Path, model: Path, out: Path) -> None:
@@ -46,27 +37,23 @@ def test_synth_runs_on_the_model_built_from_gligen_and_modelscope(tmp_path, glig
     _synth_runs(mot, gligen_model[0], tmp_path / "synth")
 
 
-runner = CliRunner()
-
-
 def test_init_gligen_command_prints_the_report(tmp_path, gligen_dir, modelscope_dir, gligen_model):
     out = tmp_path / "model"
-    r = runner.invoke(app, ["model", "init", "--gligen", str(gligen_dir), "--modelscope", str(modelscope_dir),
-                            "-o", str(out), "--frames", "4"])
+    r = tdgen("model", "init", "--gligen", gligen_dir, "--modelscope", modelscope_dir, "-o", out, "--frames", "4")
     assert r.exit_code == 0, r.output
     for text in ("built the starting TrackDiffusion model from GLIGEN + ModelScope", "injectors", "gates",
                  "converted 8 1x1-conv projections", "48-wide text cross-attention"):
         assert text in r.stdout
     info = json.loads((out / "tdgen.json").read_text())
     assert info["weights"]["unet_sha256"] == gligen_model[1].unet_sha256
-    r = runner.invoke(app, ["model", "init", "--gligen", str(gligen_dir), "--modelscope", str(modelscope_dir),
-                            "-o", str(out), "--frames", "4", "--json", "--overwrite", "--resolution", "96x64"])
+    r = tdgen("model", "init", "--gligen", gligen_dir, "--modelscope", modelscope_dir, "-o", out, "--frames", "4",
+              "--json", "--overwrite", "--resolution", "96x64")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["resolution"] == [96, 64]
 
 
 def test_tiny_init_keeps_its_defaults(tmp_path):
-    r = runner.invoke(app, ["model", "init", "-o", str(tmp_path / "tiny")])
+    r = tdgen("model", "init", "-o", tmp_path / "tiny")
     assert r.exit_code == 0, r.output
     info = json.loads((tmp_path / "tiny" / "tdgen.json").read_text())
     assert info["resolution"] == [128, 128] and info["frames"] == 8
@@ -105,7 +92,7 @@ def test_bad_sources_exit_2_with_one_line_naming_the_key_or_path(case, tmp_path,
     elif case == "exists":
         (tmp_path / "out").mkdir()
         expect = f"{tmp_path / 'out'}: already exists"
-    r = runner.invoke(app, args)
+    r = tdgen(*args)
     assert r.exit_code == 2, r.output
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], r.stderr
