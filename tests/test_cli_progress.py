@@ -28,9 +28,9 @@ class SteppingGenerator:
     dtype = "float32"
     resolution = (32, 32)
 
-    def __init__(self, steps: int) -> None:
+    def __init__(self, steps: int, on_step=None) -> None:
         self.steps = steps
-        self.on_step = None
+        self.on_step = on_step
         self.batches: list[int] = []
 
     def __call__(self, clips, prompts, seeds):
@@ -47,8 +47,8 @@ class SteppingGenerator:
 def stepping(monkeypatch):
     built: list[SteppingGenerator] = []
 
-    def make(model, *, steps, **kw):
-        built.append(SteppingGenerator(steps))
+    def make(model, *, steps, on_step=None, **kw):
+        built.append(SteppingGenerator(steps, on_step))
         return built[-1]
 
     monkeypatch.setattr(tdgen.synth.generator, "PipelineGenerator", make)
@@ -138,3 +138,16 @@ def test_plain_lines_are_rate_limited_unless_asked():
                                           (3725, "1h02m"), (float("inf"), "?")])
 def test_duration_text(seconds, text):
     assert duration_text(seconds) == text
+
+
+def test_the_real_generator_reports_every_denoising_step(shared_tiny_model, tmp_path):
+    from tdgen.synth.generator import PipelineGenerator
+    from tdgen.synth.options import SynthOptions
+    from tdgen.synth.plan import plan_synth
+
+    seen: list[tuple[int, int, int]] = []
+    gen = PipelineGenerator(shared_tiny_model, steps=3, on_step=lambda *a: seen.append(a))
+    plan = plan_synth(SynthOptions(ann=EXAMPLES / "shapes_mini" / "annotations.json", out=tmp_path, frames=4,
+                                   slots=8, max_clips=2))
+    gen(plan.clips, [plan.prompts[c.clip_id] for c in plan.clips], [plan.seeds[c.clip_id] for c in plan.clips])
+    assert seen == [(0, 3, 2), (1, 3, 2), (2, 3, 2)]

@@ -165,8 +165,7 @@ def synth(
         # looked up here, at call time: tests stand a fake in for the model
         g = generator.PipelineGenerator(model, device=device, dtype=dtype, steps=steps, guidance=cfg,
                                         guidance_kind=guidance_kind, slots=opts.slots, frames=opts.frames,
-                                        unet_batch=unet_batch, drop_boxes=drop_boxes)
-        g.on_step = report.step  # per denoising step, where the generator reports it
+                                        unet_batch=unet_batch, drop_boxes=drop_boxes, on_step=report.step)
         return g
 
     def on_plan(plan: dict) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -43,7 +43,8 @@ class PipelineGenerator:
 
     def __init__(self, model: str | Path, *, device: str = "cpu", dtype: str = "float32", steps: int = 50,
                  guidance: float = 5.0, guidance_kind: str = "cfg", slots: int | None = None,
-                 frames: int | None = None, unet_batch: int = 1, drop_boxes: bool = False):
+                 frames: int | None = None, unet_batch: int = 1, drop_boxes: bool = False,
+                 on_step: Callable[[int, int, int], None] | None = None):
         import torch  # only once a model is loaded: planning and --dry-run need none
 
         check_generator_flags(device=device, dtype=dtype, guidance_kind=guidance_kind, unet_batch=unet_batch)
@@ -76,6 +77,14 @@ class PipelineGenerator:
         self.unet_batch = unet_batch
         self.drop_boxes = bool(drop_boxes)
         self.timings: list[dict] = []
+        # on_step(step index, steps, clips in the batch) after every denoising step, for progress
+        self.on_step = on_step
+
+    def _step_callback(self, clips: int) -> Callable[[int, Any, Any], None] | None:
+        on_step = self.on_step
+        if on_step is None:
+            return None
+        return lambda i, t, latents: on_step(i, self.steps, clips)  # latents untouched: no device sync
 
     def __call__(self, clips: Sequence[Clip], prompts: Sequence[str], seeds: Sequence[int]) -> np.ndarray:
         t = time.perf_counter()
@@ -86,7 +95,8 @@ class PipelineGenerator:
         frames = self.pipe(**batch.as_kwargs(), prompts=list(prompts), seeds=list(seeds),
                            num_inference_steps=self.steps, guidance_scale=self.guidance, guidance=self.kind,
                            width=self.resolution[0], height=self.resolution[1], output_type="np",
-                           clips_per_forward=self.unet_batch, drop_boxes=self.drop_boxes)
+                           clips_per_forward=self.unet_batch, drop_boxes=self.drop_boxes,
+                           callback=self._step_callback(len(clips)))
         timing = dict(getattr(self.pipe, "last_timings", {}) or {})
         timing["wall_s"] = time.perf_counter() - t
         timing["clips"] = len(clips)
