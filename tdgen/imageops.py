@@ -10,17 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import TdgenError
 
 __all__ = ["opencv", "resize_frame", "resize_frames"]
 
 
 def opencv(purpose: str = "reading and writing frames") -> Any:
-    """The ``cv2`` module, or a :class:`UsageError` saying how to install it."""
+    """The ``cv2`` module, or a :class:`TdgenError` (a runtime failure: exit 1) saying how to install it."""
     try:
         import cv2
     except ImportError:  # pragma: no cover - depends on the install
-        raise UsageError(f"{purpose} needs OpenCV: pip install opencv-python-headless (or tdgen[model])") from None
+        raise TdgenError(f"{purpose} needs OpenCV: pip install opencv-python-headless (or tdgen[model])") from None
     return cv2
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import TdgenError
+from .imageops import opencv
 
 __all__ = ["DEFAULT_TILE_WIDTH", "LETTERBOX", "SHEET_BG", "SHEET_GAP", "contact_sheet", "draw_frame", "sheet_shape",
            "track_color"]
@@ -27,11 +27,7 @@ _FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _cv2():
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover - depends on the install
-        raise TdgenError("previews need OpenCV: pip install opencv-python-headless (or tdgen[model])") from None
-    return cv2
+    return opencv("previews")
 
 
 # --------------------------------------------------------------------------- colours and drawing

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from ..imageops import resize_frames
 from ..prompts import make_prompt
 from ..tracks.clips import Clip, stable_shard
 from .finalize import finalize
@@ -124,16 +125,6 @@ def _fragment(clip: Clip, plan: SynthPlan, opts: SynthOptions, gen: Generator, s
     clip_ts = clip_trackset(clip.clip_id, size, fps, [f"images/{clip.clip_id}/{n}" for n in names], f_idx, bbox,
                             s_idx, clip.categories[s_idx], ts.categories, visibility=vis, conf=conf)
     return ClipFragment(clip_ts, manifest, order)
-
-
-def _resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    w, h = size
-    if frames.shape[2] == w and frames.shape[1] == h:
-        return frames
-    interp = cv2.INTER_AREA if w < frames.shape[2] else cv2.INTER_CUBIC
-    return np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in frames])
 
 
 class _Interrupts:
@@ -280,7 +271,7 @@ def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOption
                 per_clip = (time.perf_counter() - tb) / len(batch)
                 for clip, clip_frames in zip(batch, frames):
                     wh = clip_size(clip, size)
-                    clip_frames = _resize(np.asarray(clip_frames), wh)
+                    clip_frames = resize_frames(np.asarray(clip_frames), wh)
                     names = [f"{i + 1:06d}.{ext}" for i in range(clip.num_frames)]
                     encoded = [encode_image(f, ext, opts.quality) for f in clip_frames]
                     fragment = _fragment(clip, plan, opts, gen, wh, names, per_clip)

@@ -26,7 +26,6 @@ This module imports numpy only (no torch): ``tdgen.tracks`` stays light.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
@@ -34,6 +33,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 
 from ..errors import AnnotationError, UsageError
+from ..seeds import clip_seed, keyed_digest
 from tdgen.tracks.trackset import TrackSet
 
 __all__ = [
@@ -196,10 +196,6 @@ class Clip:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _digest(text: str, person: bytes, size: int = 8) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=size, person=person).digest()
-
-
 def safe_name(name: str) -> str:
     """``name`` with every run of characters outside ``[A-Za-z0-9._-]`` replaced by ``_``.
 
@@ -213,7 +209,7 @@ def safe_name(name: str) -> str:
     if not text:
         text = "video"
     if len(text) > _MAX_NAME:
-        text = text[:_MAX_NAME] + "-" + _digest(str(name), b"tdgen-name").hex()
+        text = text[:_MAX_NAME] + "-" + keyed_digest(str(name), b"tdgen-name").hex()
     return text
 
 
@@ -234,7 +230,7 @@ def _video_id_names(names: Sequence[str]) -> list[str]:
     out = []
     for row, (n, s) in enumerate(zip(names, safe)):
         if seen[s] > 1:
-            s = f"{s}-{_digest(str(n), b'tdgen-name', 4).hex()}"
+            s = f"{s}-{keyed_digest(str(n), b'tdgen-name', 4).hex()}"
             if dup_names[str(n)] > 1:
                 s = f"{s}-v{row}"
         out.append(s)
@@ -242,21 +238,11 @@ def _video_id_names(names: Sequence[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- seeds
-def clip_seed(run_seed: int, clip_id: str) -> int:
-    """A 63-bit seed for one clip from the run seed and the clip id.
-
-    ``blake2b(f"{run_seed}:{clip_id}")``: the same for every process, batch size, shard count
-    and order, and different for different clips or run seeds.
-    """
-    digest = _digest(f"{int(run_seed)}:{clip_id}", b"tdgen-seed")
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
-
-
 def stable_shard(clip_id: str, num_shards: int) -> int:
     """The shard (``0 <= k < num_shards``) a clip belongs to, from a stable hash of its id."""
     if not isinstance(num_shards, (int, np.integer)) or num_shards < 1:
         raise UsageError(f"number of shards must be a positive integer, got {num_shards!r}")
-    return int.from_bytes(_digest(str(clip_id), b"tdgen-shard"), "little") % int(num_shards)
+    return int.from_bytes(keyed_digest(str(clip_id), b"tdgen-shard"), "little") % int(num_shards)
 
 
 def select_clips(clips: Sequence[Clip], max_clips: int | None, seed: int) -> list[Clip]:

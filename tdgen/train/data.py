@@ -22,7 +22,6 @@ a training step sees depends only on (seed, step), which makes ``--resume`` exac
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import torch
 from ..conditioning import clip_arrays, flip_boxes
 from ..errors import UsageError
 from ..prompts import PromptTemplate, load_captions, make_prompt, parse_template
+from ..seeds import derive_seed
 from ..tracks.clips import Clip, ClipSpec, plan_clips
 from ..tracks.io import read_tracks
 from ..tracks.trackset import TrackSet
@@ -56,14 +56,6 @@ __all__ = [
     "load_captions",
     "precompute_latents",
 ]
-
-def derive_seed(seed: int, *parts: Any) -> int:
-    """A 63-bit seed from the run seed and any labels/numbers (a keyed hash, stable across runs,
-    processes and Python versions; never ``hash()``)."""
-    text = json.dumps([int(seed), *[p if isinstance(p, (int, str)) else str(p) for p in parts]])
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8, person=b"tdgen-tr").digest(),
-                          "little") >> 1
-
 
 # --------------------------------------------------------------------------- conditioning
 
