@@ -81,6 +81,10 @@ def synth(
                                           "and no prompt word, and are left out of the annotations."),
     min_conf: Optional[float] = typer.Option(None, "--min-conf", help="Generate only boxes with at least this "
                                              "conf (default: 1 for MOT data, so conf-0 ignore rows take no slot)."),
+    ignore_as: str = typer.Option("drop", "--ignore-as", metavar="drop|crowd", help="Boxes that are not "
+                                  "generated (conf-0 ignore rows, crowds, distractors, other classes): leave them "
+                                  "out (drop), or write them into annotations.json as iscrowd=1 ignore regions "
+                                  "(crowd), as trackers' loaders expect. They never take a slot."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (dropped tracks are still reported)."),
     as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary at the end."),
 ) -> None:
@@ -126,7 +130,8 @@ def synth(
         steps=steps, guidance=cfg, guidance_kind=guidance_kind, prompt_template=prompt, captions=captions,
         out_size=parse_out_size(out_size), image_format=image_format, quality=quality, flavor=flavor.value, mot=mot,
         preview=preview, overwrite=overwrite, shard=parse_shard(shard) if shard else None, drop_boxes=drop_boxes,
-        classes=parse_class_list(classes) if classes is not None else None, min_conf=min_conf)
+        classes=parse_class_list(classes) if classes is not None else None, min_conf=min_conf,
+        ignore_as=ignore_as)
     validate_options(opts)
     if prompt is not None:
         from ..prompts import parse_template

@@ -59,12 +59,14 @@ class ClipFragment:
 def clip_trackset(name: str, size: tuple[int, int], fps: float | None, file_names: Sequence[str],
                   box_frame: np.ndarray, bbox: np.ndarray, box_slot: np.ndarray, category: np.ndarray,
                   categories: list[dict], *, numbers: Sequence[float] | None = None,
-                  visibility: np.ndarray | None = None, conf: np.ndarray | None = None) -> TrackSet:
+                  visibility: np.ndarray | None = None, conf: np.ndarray | None = None,
+                  iscrowd: np.ndarray | None = None) -> TrackSet:
     """The one-video TrackSet of clip ``name`` (``size`` = (W, H)).
 
     Frame ``i`` is ``file_names[i]`` with number ``numbers[i]`` (default ``i + 1``); box ``j``
     lies on frame ``box_frame[j]`` at ``bbox[j]`` (x, y, w, h pixels) in slot ``box_slot[j]``,
-    which is its track id minus 1. Boxes are grouped by frame (stably). Raises ``ValueError``
+    which is its track id minus 1; ``iscrowd`` marks ignore regions (default: none). Boxes are
+    grouped by frame (stably). Raises ``ValueError``
     when a box's frame is not one of the clip's.
     """
     w, h = int(size[0]), int(size[1])
@@ -86,7 +88,8 @@ def clip_trackset(name: str, size: tuple[int, int], fps: float | None, file_name
                               else np.asarray(numbers, np.float64))),
         boxes=Boxes(frame=frame[order], bbox=np.asarray(bbox, np.float64).reshape(-1, 4)[order],
                     track=boxes_col(box_slot, i64) + 1, category=boxes_col(category, i64),
-                    id=np.arange(1, m + 1, dtype=i64), iscrowd=np.zeros(m, np.int8),
+                    id=np.arange(1, m + 1, dtype=i64),
+                    iscrowd=np.zeros(m, np.int8) if iscrowd is None else boxes_col(iscrowd, np.int8),
                     visibility=boxes_col(visibility, np.float64), conf=boxes_col(conf, np.float64)),
         categories=[dict(c) for c in categories],
         meta={"info": dict(_INFO)},
@@ -213,9 +216,13 @@ def concat_fragments(fragments: Sequence[ClipFragment], categories: list[dict], 
     nv, nf = len(sets), int(n_frames.sum())
     frame = cat([s.boxes.frame + b for s, b in zip(sets, frame_base)], i64)
     track = cat([s.boxes.track + b for s, b in zip(sets, track_base)], i64)
+    crowd = cat([s.boxes.iscrowd for s in sets], np.int8)
     nb = frame.size
     if nb:
-        _, track = np.unique(track, return_inverse=True)
+        # ignore regions' tracks are numbered after every generated track, so writing them
+        # (--ignore-as crowd) leaves the generated tracks' ids as they are without
+        key = track + crowd.astype(i64) * (int(track.max()) + 1)
+        _, track = np.unique(key, return_inverse=True)
         track = track.reshape(-1).astype(i64) + 1
     vis = cat([box_column(s, s.boxes.visibility) for s in sets], f64)
     conf = cat([box_column(s, s.boxes.conf) for s in sets], f64)
@@ -231,7 +238,7 @@ def concat_fragments(fragments: Sequence[ClipFragment], categories: list[dict], 
                                   for s in sets], f64)),
         boxes=Boxes(frame=frame, bbox=cat([s.boxes.bbox for s in sets], f64, (0, 4)), track=track,
                     category=cat([s.boxes.category for s in sets], i64), id=np.arange(1, nb + 1),
-                    iscrowd=np.zeros(nb, np.int8),
+                    iscrowd=crowd,
                     visibility=np.where(np.isnan(vis), 1.0, vis) if mot_fields else None,
                     conf=np.where(np.isnan(conf), 1.0, conf) if mot_fields else None),
         categories=[dict(c) for c in categories],

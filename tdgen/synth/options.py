@@ -53,6 +53,9 @@ class SynthOptions:
     drop_boxes: bool = False  # ablation: generate with every box dropped
     classes: tuple[str, ...] | None = None  # categories to generate (default: the training targets)
     min_conf: float | None = None  # boxes below this conf are not generated (default: 1 for MOT data)
+    # boxes that are not generated (ignore rows, crowds, non-target classes): left out ("drop") or
+    # written as iscrowd=1 ignore regions ("crowd"); they never take a slot either way
+    ignore_as: str = "drop"
 
 
 class SynthWarning(UserWarning):
@@ -119,6 +122,8 @@ def validate_options(opts: SynthOptions) -> None:
             _int_in("--out-size", v, 8, 16384)
     if opts.shard is not None:
         _check_shard(opts.shard, "--shard")
+    if opts.ignore_as not in ("drop", "crowd"):
+        raise UsageError(f"--ignore-as must be drop or crowd, got {opts.ignore_as!r}")
     if any(not isinstance(v, str) or not v for v in opts.videos):
         raise UsageError("--videos: names must be non-empty")
 

@@ -18,7 +18,7 @@ from ..prompts import make_prompt
 from ..tracks.classes import MOT_IGNORE_CLASSES, ClassFilter, classes_except, is_mot_categories
 from ..tracks.clips import Clip, ClipSpec, clip_seed, plan_clips, select_clips, stable_shard
 from ..tracks.io import read_tracks
-from ..tracks.trackset import TrackSet
+from ..tracks.trackset import Boxes, TrackSet
 from .options import SynthOptions, SynthWarning, run_shard, validate_options
 
 __all__ = ["SynthPlan", "target_filter", "plan_synth", "summarize_plan", "plan_line", "plan_lines", "plan_only",
@@ -43,7 +43,8 @@ def target_filter(opts: SynthOptions, ts: TrackSet) -> ClassFilter:
                                                                    if any(c["name"] == n for c in ts.categories)]),
                             min_conf=1.0, ignore_as="drop", origin="the MOT training targets")
         f = replace(f, renumber=False)  # synth keeps the source's category ids
-    f = f.with_options(classes=opts.classes, min_conf=opts.min_conf)
+    f = f.with_options(classes=opts.classes, min_conf=opts.min_conf,
+                       ignore_as="crowd" if opts.ignore_as == "crowd" else None)  # type: ignore[arg-type]
     return f.check(ts.categories)
 
 
@@ -55,6 +56,8 @@ class SynthPlan:
     prompts: dict[str, str]
     seeds: dict[str, int]
     settings: dict[str, Any] = field(default_factory=dict)
+    # iscrowd=1 boxes of ts.frames (ignore regions): never in a slot; written with --ignore-as crowd
+    regions: Boxes | None = None
 
 
 def plan_synth(opts: SynthOptions) -> SynthPlan:
@@ -66,6 +69,8 @@ def plan_synth(opts: SynthOptions) -> SynthPlan:
         if report.dropped or report.ignored:
             warnings.warn(f"{opts.ann}: generating {filt.describe()}: {report.summary()}", SynthWarning,
                           stacklevel=2)
+    # ignore regions (iscrowd) never take a slot: the clips are planned without them
+    ts, regions = _split_regions(ts)
     spec = ClipSpec(frames=opts.frames, stride=opts.stride, step=opts.step, max_slots=opts.slots,
                     overflow=opts.overflow, min_tracks=opts.min_tracks)
     clips = plan_clips(ts, spec, videos=list(opts.videos) or None)
@@ -77,7 +82,15 @@ def plan_synth(opts: SynthOptions) -> SynthPlan:
     prompts = {c.clip_id: make_prompt(c, opts.prompt_template, captions) for c in clips}
     seeds = {c.clip_id: clip_seed(opts.seed, c.clip_id) for c in clips}
     return SynthPlan(ts=ts, clips=clips, order={c.clip_id: i for i, c in enumerate(clips)}, prompts=prompts,
-                     seeds=seeds)
+                     seeds=seeds, regions=regions if opts.ignore_as == "crowd" else None)
+
+
+def _split_regions(ts: TrackSet) -> tuple[TrackSet, Boxes | None]:
+    """``ts`` without its iscrowd boxes, and those boxes (None when there are none)."""
+    crowd = ts.boxes.iscrowd != 0
+    if not crowd.any():
+        return ts, None
+    return replace(ts, boxes=ts.boxes.take(np.flatnonzero(~crowd))), ts.boxes.take(np.flatnonzero(crowd))
 
 
 # Rough bytes per pixel of an encoded frame, for the plan's size estimate only (generated frames are

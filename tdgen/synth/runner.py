@@ -91,6 +91,7 @@ def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[i
         "categories": plan.ts.categories,
         "mot_fields": plan.ts.has_mot_fields(),
         **({"drop_boxes": True} if opts.drop_boxes else {}),
+        **({"ignore_as": "crowd"} if opts.ignore_as == "crowd" else {}),
     }
 
 
@@ -122,9 +123,43 @@ def _fragment(clip: Clip, plan: SynthPlan, opts: SynthOptions, gen: Generator, s
         "steps": opts.steps, "guidance": float(opts.guidance), "guidance_kind": opts.guidance_kind,
         "width": w, "height": h, "seconds": round(float(seconds), 4), "ext": ext,
     }
+    category = clip.categories[s_idx]
+    crowd = None
+    if plan.regions is not None:
+        r_frame, r_bbox, r_slot, r_cat, r_vis, r_conf = _clip_regions(clip, plan, size)
+        if r_frame.size:
+            f_idx, bbox, s_idx = np.concatenate([f_idx, r_frame]), np.concatenate([bbox, r_bbox]), \
+                np.concatenate([s_idx, r_slot])
+            category = np.concatenate([category, r_cat])
+            vis = None if vis is None else np.concatenate([vis, r_vis])
+            conf = None if conf is None else np.concatenate([conf, r_conf])
+            crowd = np.concatenate([np.zeros(len(bbox) - r_frame.size, np.int8), np.ones(r_frame.size, np.int8)])
     clip_ts = clip_trackset(clip.clip_id, size, fps, [f"images/{clip.clip_id}/{n}" for n in names], f_idx, bbox,
-                            s_idx, clip.categories[s_idx], ts.categories, visibility=vis, conf=conf)
+                            s_idx, category, ts.categories, visibility=vis, conf=conf, iscrowd=crowd)
     return ClipFragment(clip_ts, manifest, order)
+
+
+def _clip_regions(clip: Clip, plan: SynthPlan, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """The ignore regions on the clip's frames, in pixels of ``size``: (frame position, x y w h,
+    track slot (after the clip's N slots, one per region track), category, visibility, conf).
+    Regions are scaled like the clip's boxes (source frame -> output frame) and clipped to it."""
+    r = plan.regions
+    pos = np.full(plan.ts.num_frames, -1, np.int64)
+    pos[clip.frame_rows] = np.arange(clip.num_frames)
+    rows = np.flatnonzero(pos[r.frame] >= 0)
+    src_w = plan.ts.frames.width[r.frame[rows]].astype(np.float64)
+    src_h = plan.ts.frames.height[r.frame[rows]].astype(np.float64)
+    x, y, bw, bh = (r.bbox[rows, k].astype(np.float64) for k in range(4))
+    w, h = size
+    x0, x1 = np.clip(x / src_w, 0, 1) * w, np.clip((x + bw) / src_w, 0, 1) * w
+    y0, y1 = np.clip(y / src_h, 0, 1) * h, np.clip((y + bh) / src_h, 0, 1) * h
+    bbox = np.round(np.stack([x0, y0, x1 - x0, y1 - y0], 1), 2)
+    ok = (bbox[:, 2] > 0) & (bbox[:, 3] > 0)  # a region outside the frame is no region
+    rows, bbox = rows[ok], bbox[ok]
+    _, track_rank = np.unique(r.track[rows], return_inverse=True)
+    nan = np.full(rows.size, np.nan)
+    return (pos[r.frame[rows]], bbox, clip.num_slots + track_rank.astype(np.int64), r.category[rows],
+            r.visibility[rows] if r.visibility is not None else nan, r.conf[rows] if r.conf is not None else nan)
 
 
 class _Interrupts:
