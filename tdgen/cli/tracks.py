@@ -8,7 +8,6 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ..errors import UsageError
 from ._app import app, handle_errors
 from ._options import Flavor, parse_category_map, ImageMode, InputFormat, Json, OutputFormat, Overwrite, Split
 from ._output import check_output, emit_json, note, out, warn
@@ -113,78 +112,23 @@ def convert(
     --flavor bytetrack from MOT ground truth keeps what ByteTrack's converter keeps (pedestrians
     with conf 1, one category); --flavor mmdet keeps every class with mot_conf and visibility.
     """
-    from ..tracks.classes import IGNORE_AS, ClassFilter, parse_class_list
+    from ..tracks.classes import parse_class_list
+    from ..tracks.conversion import convert_tracks
 
-    # every flag is checked before the input is read, so nothing half-done is left behind
-    class_list = parse_class_list(classes) if classes is not None else None
-    if min_conf is not None and not (min_conf == min_conf and abs(min_conf) != float("inf")):
-        raise UsageError(f"--min-conf must be a finite number, got {min_conf}")
-    if ignore_as is not None and ignore_as not in IGNORE_AS:
-        raise UsageError(f"--ignore-as must be one of {', '.join(IGNORE_AS)}, not {ignore_as!r}")
-    target = to or (OutputFormat.cocovid if output.suffix.lower() == ".json" else OutputFormat.mot)
-    if target == OutputFormat.mot and flavor is not None:
-        raise UsageError("--flavor applies to COCO-VID output only")
-    if target == OutputFormat.mot and ignore_as == "crowd":
-        raise UsageError("--ignore-as crowd: MOT gt.txt has no crowd regions; write COCO-VID (a .json output) "
-                         "or pass --ignore-as drop or keep")
-    if all_detector_copies:
-        from ..tracks.io import detect_format
-        from ..tracks.mot import read_mot
-
-        if (fmt.value if fmt != InputFormat.auto else detect_format(src)) != "mot":
-            raise UsageError("--all-detector-copies applies to a MOT directory input only")
-        ts = read_mot(src, detector_copies="all")
-    else:
-        ts = _read(src, fmt, drop_invalid)
-    if split is not None:
-        from ..tracks.mot import half_split
-
-        ts = half_split(ts, split.value)
-
-    # which boxes are targets: the output flavour's default, changed by the flags
-    out_flavor = (flavor.value if flavor else ts.style.get("flavor") or "mmdet") if target == OutputFormat.cocovid \
-        else None
-    default = ClassFilter.for_flavor(out_flavor, ts.source_format, ts.categories)
-    chosen = default.with_options(classes=class_list, min_conf=min_conf, ignore_as=ignore_as)  # type: ignore[arg-type]
-    chosen = chosen.check(ts.categories)  # an unknown class name stops here, before anything is written
-    note_text = None
-    filter_report = None
-    if not chosen.is_noop:
-        ts, filter_report = chosen.apply(ts)
-        if filter_report.dropped or filter_report.ignored:  # a shorter category list alone needs no note
-            if chosen.origin:
-                whose = f"--flavor {out_flavor}" if flavor else f"the input's flavour ({out_flavor})"
-                note_text = (f"{whose} keeps {chosen.describe()} ({chosen.origin}): {filter_report.summary()}; "
-                        "pass --classes/--min-conf/--ignore-as to change")
-            else:
-                note_text = f"kept {chosen.describe()}: {filter_report.summary()}"
-
-    if target == OutputFormat.cocovid:
-        from ..tracks.cocovid import write_cocovid
-
-        check_output(output, overwrite)
-        write_cocovid(ts, output, flavor.value if flavor else None)
-    else:
-        from ..tracks.mot import write_mot
-
-        # MOT file names are "<seq>/img1/000001.jpg": relative to the split directory, so a
-        # single sequence directory's images live under its parent.
-        root = images_from
-        if root is None and src.is_dir():
-            root = src.parent if (src / "seqinfo.ini").exists() or (src / "gt").is_dir() else src
-        if images != ImageMode.none and root is None:
-            raise UsageError("--images needs --images-from (the directory image file names are relative to)")
-        write_mot(ts, output, images_from=root, image_mode=images.value, overwrite=overwrite)
-    warn(ts.warnings, as_json)
-    if note_text and not as_json:
-        note(note_text)
-    summary = {"output": str(output), "format": target.value, "videos": ts.num_videos, "frames": ts.num_frames,
-               "tracks": ts.num_tracks, "boxes": ts.num_boxes, "warnings": ts.warnings,
-               "classes": None if filter_report is None else {**filter_report.as_dict(), "note": note_text}}
+    result = convert_tracks(
+        src, output, fmt=None if fmt == InputFormat.auto else fmt.value, to=to.value if to else None,
+        flavor=flavor.value if flavor else None, split=split.value if split else None, images=images.value,
+        images_from=images_from, drop_invalid=drop_invalid,
+        classes=parse_class_list(classes) if classes is not None else None, min_conf=min_conf,
+        ignore_as=ignore_as, all_detector_copies=all_detector_copies, overwrite=overwrite)
+    warn(result.warnings, as_json)
+    if result.note and not as_json:
+        note(result.note)
     if as_json:
-        emit_json(summary)
+        emit_json(result.as_dict())
     else:
-        out.print(f"wrote {output} ({target.value}): {ts.num_videos:,} videos, {ts.num_frames:,} frames, "
+        ts = result.trackset
+        out.print(f"wrote {output} ({result.format}): {ts.num_videos:,} videos, {ts.num_frames:,} frames, "
                   f"{ts.num_tracks:,} tracks, {ts.num_boxes:,} boxes")
 
 
