@@ -97,10 +97,6 @@ class LoadReport:
         return not self.missing and not self.unexpected
 
     @property
-    def missing_keys(self) -> list[str]:
-        return [k for keys in self.missing.values() for k in keys]
-
-    @property
     def unexpected_keys(self) -> list[str]:
         return [k for keys in self.unexpected.values() for k in keys]
 

@@ -98,11 +98,6 @@ class ImportReport:
     def params(self) -> int:
         return sum(g.params for g in self.groups.values())
 
-    @property
-    def fresh_groups(self) -> list[str]:
-        """Groups with at least one fresh tensor."""
-        return [g for g, c in self.groups.items() if c.fresh]
-
     def skipped_by_reason(self) -> dict[tuple[str, str], list[SkippedTensor]]:
         out: dict[tuple[str, str], list[SkippedTensor]] = {}
         for s in self.skipped:

@@ -37,7 +37,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -551,9 +551,3 @@ def write_safetensors(path: str | os.PathLike, specs: Sequence[tuple[str, torch.
                 on_tensor(name)
     assert writer.sha256 is not None
     return writer.sha256
-
-
-def iter_tensors(source: WeightSource) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(key, tensor)`` for every tensor of ``source``, one at a time."""
-    for key in source.keys():
-        yield key, source.read(key)
