@@ -2,5 +2,10 @@
 that keeps, regenerates, marks or rejects (``tdgen gate``, ``tdgen synth --gate``)."""
 
 from .detector import Detector, FrameDetections
+from .factory import make_detector
+from .onnx_yolox import OnnxYoloxDetector
+from .precomputed import PrecomputedDetections
+from .shapes import ShapesDetector
 
-__all__ = ["Detector", "FrameDetections"]
+__all__ = ["Detector", "FrameDetections", "OnnxYoloxDetector", "PrecomputedDetections", "ShapesDetector",
+           "make_detector"]
