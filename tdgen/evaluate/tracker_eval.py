@@ -55,9 +55,9 @@ def find_result_files(results_dir: str | Path) -> dict[str, Path]:
 
 def read_result_file(path: str | Path, num_frames: int) -> VideoTracks:
     """The boxes of one MOT result file; ``frame`` becomes the 0-based frame index, ``score`` the conf column."""
-    from ..tracks.mot_gt import _read_gt
+    from ..tracks.mot_gt import read_gt_text
 
-    gt = _read_gt(Path(path), num_frames)
+    gt = read_gt_text(Path(path), num_frames)
     return VideoTracks(frame=gt.frame - 1, track=gt.ids.astype(np.int64), bbox=gt.bbox, score=gt.conf)
 
 

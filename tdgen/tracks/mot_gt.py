@@ -132,7 +132,7 @@ def _short(token: str, limit: int = 40) -> str:
     return token if len(token) <= limit else token[: limit - 3] + "..."
 
 
-def _read_gt(path: Path, length: int | None) -> _Gt:
+def read_gt_text(path: Path, length: int | None) -> _Gt:
     text = _read_text(path)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import AnnotationError, FormatError, UsageError
 from .mot_format import (_DEFAULT_DIGITS, _DEFAULT_IM_DIR, _MAX_DIGITS, MAX_IMAGE_SIDE, MAX_TOTAL_FRAMES,
                          MOT_CATEGORIES, _read_bytes)
-from .mot_gt import _read_gt
+from .mot_gt import read_gt_text
 from .mot_seqinfo import _read_seqinfo, _SeqInfo
 from .trackset import Boxes, Frames, TrackSet, Videos
 
@@ -224,7 +224,7 @@ def read_mot(path: str | os.PathLike, *, detector_copies: Literal["one", "all"] 
             raise AnnotationError(gt_dir, None, "is not a directory (the boxes go in gt/gt.txt)")
         # an entry that exists but is no regular file is refused when read, never skipped
         info = _read_seqinfo(ini) if os.path.lexists(ini) else None
-        gt = _read_gt(gt_path, info.length if info else None) if os.path.lexists(gt_path) else None
+        gt = read_gt_text(gt_path, info.length if info else None) if os.path.lexists(gt_path) else None
         if info is None:
             length = int(gt.frame.max()) if gt is not None and gt.frame.size else 0
             # Without the size every writer would have to invent one: take it from the first
