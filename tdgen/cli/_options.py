@@ -69,3 +69,33 @@ def parse_category_map(pairs: list[str], flag: str = "--map") -> dict[str, str]:
             raise UsageError(f"{flag}: {old!r} is mapped twice ({mapping[old]!r} and {new!r})")
         mapping[old] = new
     return mapping
+
+
+# ------------------------------------------------------------------ gate options (tdgen gate, synth --gate)
+class GateLevel(str, Enum):
+    clip = "clip"
+    box = "box"
+    both = "both"
+
+
+class BoxAction(str, Enum):
+    drop = "drop"
+    ignore = "ignore"
+
+
+Detector = Annotated[Optional[str], typer.Option("--detector", help="shapes (the shapes domain's classical "
+                                                                     "detector) or the path of a YOLOX model .onnx "
+                                                                     "file.")]
+Detections = Annotated[Optional[Path], typer.Option("--detections", help="Precomputed detections instead: a "
+                                                                         "directory of MOT det.txt files, one per "
+                                                                         "clip.")]
+MinRecall = Annotated[float, typer.Option("--min-recall", help="Reject a clip whose recall is below this (levels "
+                                                               "clip and both).")]
+Iou = Annotated[float, typer.Option("--iou", help="IoU at which an annotated box counts as found.")]
+GateLevelOpt = Annotated[GateLevel, typer.Option("--gate-level", help="clip: reject weak clips; box: drop or mark "
+                                                                      "weak boxes; both: the two.")]
+MinBoxIou = Annotated[float, typer.Option("--min-box-iou", help="A box whose matched IoU is below this is weak "
+                                                                "(levels box and both).")]
+BoxActionOpt = Annotated[BoxAction, typer.Option("--box-action", help="drop weak boxes from the annotations, or "
+                                                                      "ignore: keep them as ignore regions "
+                                                                      "(iscrowd=1, MOT conf 0).")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,21 +9,11 @@ import typer
 
 from ..errors import OutputError, UsageError
 from ._app import app, handle_errors
-from ._options import Json
+from ._options import BoxAction, BoxActionOpt, Detections, Detector, GateLevel, GateLevelOpt, Iou, Json, MinBoxIou, \
+    MinRecall
 from ._output import Progress, emit_json, out as stdout_console
 
 __all__ = ["gate_command", "make_detector", "summary_table"]
-
-
-class GateLevel(str, Enum):
-    clip = "clip"
-    box = "box"
-    both = "both"
-
-
-class BoxAction(str, Enum):
-    drop = "drop"
-    ignore = "ignore"
 
 
 def make_detector(detector: Optional[str], detections: Optional[Path]) -> Any:
@@ -69,20 +58,13 @@ def summary_table(report: dict[str, Any]):
 
 def gate_command(
     synth_dir: Path = typer.Argument(..., metavar="SYNTH_DIR", help="A tdgen synth output directory."),
-    detector: Optional[str] = typer.Option(None, "--detector", help="shapes (the shapes domain's classical "
-                                           "detector) or the path of a YOLOX model .onnx file."),
-    detections: Optional[Path] = typer.Option(None, "--detections", help="Precomputed detections instead: "
-                                              "a directory of MOT det.txt files, one per clip."),
-    min_recall: float = typer.Option(0.5, "--min-recall", help="Reject a clip whose recall is below this "
-                                     "(levels clip and both)."),
-    iou: float = typer.Option(0.5, "--iou", help="IoU at which an annotated box counts as found."),
-    gate_level: GateLevel = typer.Option(GateLevel.clip, "--gate-level", help="clip: reject weak clips; box: "
-                                         "drop or mark weak boxes; both: the two."),
-    min_box_iou: float = typer.Option(0.3, "--min-box-iou", help="A box whose matched IoU is below this is "
-                                      "weak (levels box and both)."),
-    box_action: BoxAction = typer.Option(BoxAction.drop, "--box-action", help="drop weak boxes from the "
-                                         "annotations, or ignore: keep them as ignore regions (iscrowd=1, "
-                                         "MOT conf 0)."),
+    detector: Detector = None,
+    detections: Detections = None,
+    min_recall: MinRecall = 0.5,
+    iou: Iou = 0.5,
+    gate_level: GateLevelOpt = GateLevel.clip,
+    min_box_iou: MinBoxIou = 0.3,
+    box_action: BoxActionOpt = BoxAction.drop,
     as_json: Json = False,
 ) -> None:
     """Check every finished clip of a synth output with a detector; keep only what it shows.

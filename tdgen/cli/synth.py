@@ -11,7 +11,8 @@ import typer
 
 from ..errors import UsageError
 from ._app import app, handle_errors
-from ._options import Captions, Flavor, Frames, Prompt
+from ._options import (BoxAction, BoxActionOpt, Captions, Detections, Detector, Flavor, Frames, GateLevel, GateLevelOpt,
+                       Iou, MinBoxIou, MinRecall, Prompt)
 from ._output import Progress, duration_text, emit_json, warn
 
 @app.command()
@@ -85,6 +86,19 @@ def synth(
                                   "generated (conf-0 ignore rows, crowds, distractors, other classes): leave them "
                                   "out (drop), or write them into annotations.json as iscrowd=1 ignore regions "
                                   "(crowd), as trackers' loaders expect. They never take a slot."),
+    gate: bool = typer.Option(False, "--gate", help="Check every clip with a detector before it counts (see "
+                              "`tdgen gate --help`): clips below --min-recall are generated again with a new "
+                              "seed up to --retries times (the best attempt is kept), then rejected clips are "
+                              "moved to OUT/rejected/ and annotations.json lists only what was kept."),
+    retries: int = typer.Option(0, "--retries", help="With --gate: attempts after the first for a clip the gate "
+                                "rejects (seeds derived from the clip's seed and the attempt, recorded)."),
+    detector: Detector = None,
+    detections: Detections = None,
+    min_recall: MinRecall = 0.5,
+    iou: Iou = 0.5,
+    gate_level: GateLevelOpt = GateLevel.clip,
+    min_box_iou: MinBoxIou = 0.3,
+    box_action: BoxActionOpt = BoxAction.drop,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (dropped tracks are still reported)."),
     as_json: bool = typer.Option(False, "--json", help="Print a one-line JSON summary at the end."),
 ) -> None:
@@ -122,6 +136,8 @@ def synth(
         raise UsageError("--ann is required (the annotation file whose tracklets the clips follow)")
     from ..synth.generator import check_generator_flags
 
+    gate_setup = _gate_setup(gate, retries, detector, detections, min_recall, iou, gate_level.value, min_box_iou,
+                             box_action.value)
     # Every flag is checked before a model is resolved or anything is written; frames, slots and
     # the prompt template left None are the model's.
     opts = SynthOptions(
@@ -131,7 +147,7 @@ def synth(
         out_size=parse_out_size(out_size), image_format=image_format, quality=quality, flavor=flavor.value, mot=mot,
         preview=preview, overwrite=overwrite, shard=parse_shard(shard) if shard else None, drop_boxes=drop_boxes,
         classes=parse_class_list(classes) if classes is not None else None, min_conf=min_conf,
-        ignore_as=ignore_as)
+        ignore_as=ignore_as, gate=gate_setup["record"] if gate_setup else None)
     validate_options(opts)
     if prompt is not None:
         from ..prompts import parse_template
@@ -181,22 +197,86 @@ def synth(
             print(("warning: " if quiet else "") + plan_line(plan), file=sys.stderr, flush=True)
         warn(_domain_warnings(md, plan, opts.out_size))
 
+    retry = None
+    if gate_setup:
+        from ..gate.factory import make_detector
+
+        # fails before anything is written
+        gate_setup["detector"] = make_detector(gate_setup["detector_name"], gate_setup["detections"])
+        retry = _retry(gate_setup) if retries else None
     with report.progress:
-        result = run_synth(opts, make_generator, progress=report.clip, on_start=report.start, on_plan=on_plan)
+        result = run_synth(opts, make_generator, progress=report.clip, on_start=report.start, on_plan=on_plan,
+                           retry=retry)
+    gated = None
+    if gate_setup and result.finalized and not result.interrupted:
+        if opts.shard or shard_from_env():
+            # the other shards may still be writing: the gate decides once every clip is there
+            warn([f"--gate with shards: each shard retried its own clips; run `tdgen gate {out}` with the same "
+                  "gate flags once every shard has finished, to apply the decisions"], as_json)
+        else:
+            from ..gate.apply import gate_synth_dir
+
+            gated = gate_synth_dir(out, gate_setup["detector"], gate_setup["policy"], iou=gate_setup["iou"])
     if as_json:
-        emit_json(result.as_dict())
+        emit_json({**result.as_dict(), **({"gate": gated["report"]["totals"]} if gated else {})})
     elif not quiet:
         fin = result.finalized or {}
         rate = (f" ({result.frames_per_s:.2f} frames/s, {result.clips_per_min:.2f} clips/min)"
                 if result.frames_per_s is not None else "")
         print(f"{result.done} clips generated, {result.skipped} already done, {len(result.failed)} failed "
               f"in {result.seconds:.1f} s{rate}; {fin.get('clips', 0)} clips in {out / 'annotations.json'}")
+        if gated:
+            t = gated["report"]["totals"]
+            print(f"gate: kept {t['kept']} of {t['clips']} clips ({t['rejected']} rejected, moved to "
+                  f"{out / 'rejected'}); annotations.json lists the kept ones; report in {out / 'gate_report.json'}")
     if result.interrupted:
         raise typer.Exit(130)
     if result.failed:
         print(f"error: {len(result.failed)} clips failed (see {out / 'failures.jsonl'}); run again to retry them",
               file=sys.stderr)
         raise typer.Exit(1)
+
+
+def _gate_setup(gate: bool, retries: int, detector: Optional[str], detections: Optional[Path], min_recall: float,
+                iou: float, level: str, min_box_iou: float, box_action: str) -> Optional[dict]:
+    """The gate's policy and settings record from the flags (checked), or None without --gate."""
+    if not gate:
+        if retries:
+            raise UsageError("--retries needs --gate (it regenerates clips the gate rejects)")
+        if detector is not None or detections is not None:
+            raise UsageError("--detector/--detections need --gate")
+        return None
+    from ..gate.policy import GatePolicy
+    from ..gate.score import check_iou
+
+    if isinstance(retries, bool) or retries < 0 or retries > 20:
+        raise UsageError(f"--retries {retries}: must be in 0..20")
+    if detector is not None and detections is not None:
+        raise UsageError("give one of --detector (shapes or a model.onnx) and --detections DIR, not both")
+    if detector is None and detections is None:
+        detector = "shapes"
+    policy = GatePolicy(level=level, min_recall=min_recall, min_box_iou=min_box_iou, box_action=box_action)
+    iou = check_iou(iou)
+    record = {"detector": detector if detections is None else f"detections:{Path(detections).resolve()}",
+              "iou": iou, "retries": int(retries), **policy.as_dict()}
+    return {"policy": policy, "iou": iou, "retries": int(retries), "record": record, "detector_name": detector,
+            "detections": detections}
+
+
+def _retry(setup: dict):
+    """The runner's :class:`~tdgen.synth.runner.Retry` for the gate: judge by the clip policy's recall."""
+    from ..gate.policy import attempt_seed, best_attempt, decide
+    from ..gate.score import score_trackset
+    from ..synth.runner import Retry
+
+    det, policy, iou = setup["detector"], setup["policy"], setup["iou"]
+
+    def score(fragment, frames):
+        clip_id = fragment.manifest["clip_id"]
+        return score_trackset(fragment.trackset, det.detect_clip(frames, clip_id), iou=iou)
+
+    return Retry(retries=setup["retries"], score=score, accept=lambda s: decide(s, policy).kept,
+                 best=best_attempt, seed=attempt_seed)
 
 
 def _domain_warnings(md: dict, plan: dict, out_size: Any) -> list[str]:

@@ -38,7 +38,7 @@ import orjson
 from ..atomic import atomic_write_bytes, remove_temp_files
 from ..errors import AnnotationError, OutputError, TdgenError
 from ..synth.fragments import MANIFEST_TYPES, REDO_HINT, ClipFragment, concat_fragments, read_fragment
-from ..synth.outputs import LOCK_NAME, SynthDir, settings_match
+from ..synth.outputs import LOCK_NAME, REJECTED_DIR, REJECTED_SETTINGS, SynthDir, settings_match
 from .detector import Detector
 from .policy import GateDecision, GatePolicy, decide
 from .report import REPORT_NAME, build_report
@@ -47,10 +47,11 @@ from .score import DEFAULT_IOU, ClipScore, check_iou, score_trackset
 __all__ = ["GATE_MANIFEST_TYPES", "REJECTED_DIR", "GatedClip", "apply_decision", "gate_synth_dir", "read_frames",
            "write_gated_manifest"]
 
-REJECTED_DIR = "rejected"
-SETTINGS_COPY = ".synth.json"  # in rejected/: the settings of the run its clips come from
+SETTINGS_COPY = REJECTED_SETTINGS  # in rejected/: the settings of the run its clips come from
+# gate_attempts / gate_attempt / gate_seed: what `synth --gate --retries` tried (null after a plain synth)
 GATE_MANIFEST_TYPES: tuple[tuple[str, str], ...] = (
-    ("gate_recall", "float64"), ("gate_mean_iou", "float64"), ("gate_decision", "string"))
+    ("gate_recall", "float64"), ("gate_mean_iou", "float64"), ("gate_decision", "string"),
+    ("gate_attempts", "int64"), ("gate_attempt", "int64"), ("gate_seed", "int64"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,6 +56,9 @@ class SynthOptions:
     # boxes that are not generated (ignore rows, crowds, non-target classes): left out ("drop") or
     # written as iscrowd=1 ignore regions ("crowd"); they never take a slot either way
     ignore_as: str = "drop"
+    # the gate's settings (detector, policy, retries) when synth gates its clips, recorded in the
+    # settings record so that a resumed run gates the same way; None: no gate
+    gate: dict[str, Any] | None = None
 
 
 class SynthWarning(UserWarning):

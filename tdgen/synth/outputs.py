@@ -60,6 +60,11 @@ from .fragments import ClipFragment, read_fragment, write_fragment
 __all__ = ["INFO_KEYS", "LOCK_NAME", "SynthDir", "encode_image", "settings_match"]
 
 LOCK_NAME = "synth.json"  # the settings record (historically called the settings lock)
+# the gate moves rejected clips here (fragment rejected/<clip>.json, frames rejected/<clip>/), with a
+# copy of the settings of the run they come from
+REJECTED_DIR = "rejected"
+REJECTED_SETTINGS = ".synth.json"
+GATE_REPORT = "gate_report.json"
 CLAIM_LOCK = ".tdgen.lock"
 FINALIZE_LOCK = ".finalize.lock"
 TRASH_PREFIX = ".tdgen-trash-"
@@ -238,7 +243,9 @@ class SynthDir:
                 with contextlib.suppress(FileNotFoundError):
                     f.unlink()
             trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=self.root))
-            for name in ("clips", "images", "mot", "preview"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / GATE_REPORT).unlink()
+            for name in ("clips", "images", "mot", "preview", REJECTED_DIR):
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(self.root / name, trash / name)
             with contextlib.suppress(FileNotFoundError):
@@ -369,6 +376,18 @@ class SynthDir:
         if not self.clips.exists():
             return set()
         return {p.stem for p in self.clips.glob("*.json") if not p.name.startswith(".")}
+
+    def rejected_ids(self, settings: dict[str, Any]) -> set[str]:
+        """Clips the gate rejected in a run with ``settings`` (they count as done: a resumed run
+        does not make them again); none when ``rejected/`` belongs to another run."""
+        rej = self.root / REJECTED_DIR
+        try:
+            old = orjson.loads((rej / REJECTED_SETTINGS).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return set()
+        if not settings_match(old, settings):
+            return set()
+        return {p.stem for p in rej.glob("*.json") if not p.name.startswith(".")}
 
     def discard_unfinished(self, clip_ids: Iterable[str]) -> int:
         """Remove frames of these clips that have no fragment, and temporary files a killed writer

@@ -28,7 +28,7 @@ from .outputs import SynthDir, encode_image
 from .plan import SynthPlan, clip_size, plan_line, plan_lines, plan_only, plan_synth, summarize_plan, target_filter
 
 __all__ = ["SynthOptions", "SynthWarning", "Generator", "run_synth", "plan_synth", "summarize_plan", "plan_only",
-           "plan_line", "plan_lines", "shard_from_env", "parse_shard", "make_prompt", "validate_options",
+           "plan_line", "plan_lines", "shard_from_env", "parse_shard", "make_prompt", "validate_options", "Retry",
            "options_with_model", "target_filter", "MAX_STEPS"]
 
 
@@ -92,6 +92,7 @@ def _settings(opts: SynthOptions, plan: SynthPlan, gen: Generator, size: tuple[i
         "mot_fields": plan.ts.has_mot_fields(),
         **({"drop_boxes": True} if opts.drop_boxes else {}),
         **({"ignore_as": "crowd"} if opts.ignore_as == "crowd" else {}),
+        **({"gate": opts.gate} if opts.gate else {}),
     }
 
 
@@ -239,6 +240,7 @@ def run_synth(
     progress: Callable[[int, int, int], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_plan: Callable[[dict], None] | None = None,
+    retry: Retry | None = None,
 ) -> SynthResult:
     """Generate every planned clip of this shard that is not finished yet, then finalize.
 
@@ -250,7 +252,9 @@ def run_synth(
     written by this run so far); ``on_start(total,
     already_done)`` once planning is done; ``on_plan(summary)`` just before, with
     :func:`summarize_plan`'s dict (dropped tracks included), once the directory is claimed: a
-    refused run reports nothing but its error.
+    refused run reports nothing but its error. With ``retry``, clips are judged and regenerated
+    as :class:`Retry` says (the gate's decisions themselves are applied after finalize, by
+    :func:`tdgen.gate.apply.gate_synth_dir`).
     """
     t0 = time.perf_counter()
     validate_options(opts)
@@ -265,7 +269,8 @@ def run_synth(
     with sd.session(_settings(opts, plan, gen, size), held, overwrite=opts.overwrite):
         mine = [c for c in plan.clips if shard is None or stable_shard(c.clip_id, shard[1]) == shard[0]]
         sd.discard_unfinished([c.clip_id for c in mine])
-        finished = sd.finished_ids()
+        # a clip the gate rejected (and moved aside) is done too: a resumed run does not redo it
+        finished = sd.finished_ids() | sd.rejected_ids(sd.read_settings())
         todo = [c for c in mine if c.clip_id not in finished]
         skipped = len(mine) - len(todo)
         if on_plan:
@@ -273,7 +278,8 @@ def run_synth(
         if on_start:
             on_start(len(mine), skipped)
         tg = time.perf_counter()
-        done, frames, failed, interrupted = _generate(sd, todo, plan, opts, gen, size, skipped, len(mine), progress)
+        done, frames, failed, interrupted = _generate(sd, todo, plan, opts, gen, size, skipped, len(mine), progress,
+                                                      retry)
         generate_seconds = time.perf_counter() - tg
         summary = finalize(opts.out, flavor=opts.flavor, mot=opts.mot, jpeg_quality=opts.quality) \
             if (done or skipped or not interrupted) else None
@@ -283,9 +289,74 @@ def run_synth(
                        generate_seconds=round(generate_seconds, 3))
 
 
+@dataclass(frozen=True)
+class Retry:
+    """How synth regenerates clips that a judge finds wanting (``tdgen synth --gate --retries K``).
+
+    After a batch is generated, ``score(fragment, frames)`` judges each clip on its frames as they
+    will be written; a clip ``accept`` refuses is generated again, up to ``retries`` more times,
+    with ``seed(clip seed, attempt)``, and ``best(scores)`` picks the attempt that is written.
+    The runner knows nothing of detectors: the caller supplies these.
+    """
+
+    retries: int
+    score: Callable[[ClipFragment, np.ndarray], Any]
+    accept: Callable[[Any], bool]
+    best: Callable[[list[Any]], int]
+    seed: Callable[[int, int], int]
+
+
+def _make_batch(batch: list[Clip], plan: SynthPlan, opts: SynthOptions, gen: Generator, size: tuple[int, int],
+                ext: str, retry: Retry | None) -> list[tuple[np.ndarray, list[bytes], tuple[int, int], dict]]:
+    """Per clip of ``batch``: (frames, encoded frames, (W, H), gate record), after any retries."""
+    def render(clips: list[Clip], seeds: list[int]) -> list[tuple[np.ndarray, list[bytes], tuple[int, int]]]:
+        frames = gen(clips, [plan.prompts[c.clip_id] for c in clips], seeds)
+        out = []
+        for clip, clip_frames in zip(clips, frames):
+            wh = clip_size(clip, size)
+            clip_frames = resize_frames(np.asarray(clip_frames), wh)
+            out.append((clip_frames, [encode_image(f, ext, opts.quality) for f in clip_frames], wh))
+        return out
+
+    seeds = [plan.seeds[c.clip_id] for c in batch]
+    first = render(batch, seeds)
+    if retry is None:
+        return [(f, e, wh, {}) for f, e, wh in first]
+    attempts = [[(a, seeds[i])] for i, a in enumerate(first)]
+    scores = [[_judge(retry, batch[i], plan, opts, gen, a, ext)] for i, a in enumerate(first)]
+    for attempt in range(1, retry.retries + 1):
+        pending = [i for i in range(len(batch)) if not retry.accept(scores[i][-1])]
+        if not pending:
+            break
+        new_seeds = [retry.seed(seeds[i], attempt) for i in pending]
+        for i, seed, a in zip(pending, new_seeds, render([batch[i] for i in pending], new_seeds)):
+            attempts[i].append((a, seed))
+            scores[i].append(_judge(retry, batch[i], plan, opts, gen, a, ext))
+    out = []
+    for i in range(len(batch)):
+        k = retry.best(scores[i])
+        (f, e, wh), seed = attempts[i][k]
+        out.append((f, e, wh, {"gate_attempts": len(attempts[i]), "gate_attempt": k, "gate_seed": int(seed)}))
+    return out
+
+
+def _judge(retry: Retry, clip: Clip, plan: SynthPlan, opts: SynthOptions, gen: Generator,
+           made: tuple[np.ndarray, list[bytes], tuple[int, int]], ext: str) -> Any:
+    """The judge's score of one attempt, on the frames as a reader of the output will see them."""
+    frames, encoded, wh = made
+    if ext == "jpg":  # JPEG changes pixels: judge what is written, not what was generated
+        from ..imageops import opencv
+
+        cv2 = opencv()
+        frames = np.stack([cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)[..., ::-1] for b in encoded])
+    names = [f"{i + 1:06d}.{ext}" for i in range(clip.num_frames)]
+    return retry.score(_fragment(clip, plan, opts, gen, wh, names, 0.0), frames)
+
+
 def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOptions, gen: Generator,
               size: tuple[int, int], skipped: int, total: int,
-              progress: Callable[[int, int, int], None] | None) -> tuple[int, int, list[str], bool]:
+              progress: Callable[[int, int, int], None] | None,
+              retry: Retry | None = None) -> tuple[int, int, list[str], bool]:
     """Generate and write ``todo`` in batches: (clips written, frames written, clip ids failed, interrupted)."""
     ext = "jpg" if opts.image_format in ("jpg", "jpeg") else "png"
     done, failed, interrupted = 0, [], False
@@ -295,8 +366,7 @@ def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOption
             for batch in _batches(todo, opts.batch_size):
                 tb = time.perf_counter()
                 try:
-                    frames = gen(batch, [plan.prompts[c.clip_id] for c in batch],
-                                 [plan.seeds[c.clip_id] for c in batch])
+                    made = _make_batch(batch, plan, opts, gen, size, ext, retry)
                 except KeyboardInterrupt:
                     raise
                 except Exception as e:  # noqa: BLE001 - one bad batch must not lose a night's run
@@ -304,12 +374,11 @@ def _generate(sd: SynthDir, todo: list[Clip], plan: SynthPlan, opts: SynthOption
                     _log_failure(sd, batch, e)
                     continue
                 per_clip = (time.perf_counter() - tb) / len(batch)
-                for clip, clip_frames in zip(batch, frames):
-                    wh = clip_size(clip, size)
-                    clip_frames = resize_frames(np.asarray(clip_frames), wh)
+                for clip, (clip_frames, encoded, wh, gate_info) in zip(batch, made):
                     names = [f"{i + 1:06d}.{ext}" for i in range(clip.num_frames)]
-                    encoded = [encode_image(f, ext, opts.quality) for f in clip_frames]
                     fragment = _fragment(clip, plan, opts, gen, wh, names, per_clip)
+                    if gate_info:
+                        fragment.manifest.update(gate_info)
                     intr.writing = True
                     try:
                         wrote = sd.write_clip(clip.clip_id, encoded, names, fragment)
