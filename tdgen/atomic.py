@@ -139,3 +139,12 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_output_free(path: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse an existing output unless ``overwrite``: checked before any work is done, so a
+    refused command leaves nothing behind. :class:`~tdgen.errors.OutputError` otherwise."""
+    from .errors import OutputError
+
+    if Path(path).exists() and not overwrite:
+        raise OutputError(f"{path}: already exists (pass --overwrite to replace it)")

@@ -110,7 +110,7 @@ def test_steps_within_a_batch_show_in_a_log_every_n_seconds():
         task = p.add("synth", total=4, unit="clips")
         from tdgen.cli.synth import _SynthProgress
 
-        sp = _SynthProgress(p, steps=5, batch_size=2)
+        sp = _SynthProgress(p, batch_size=2)
         sp.task, sp.total = task, 4
         sp.step(0, 5, 2)
         sp.step(1, 5, 2)

@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any, Iterable, Optional, TextIO
 
 from rich.console import Console
 
-from ..errors import OutputError
+from ..atomic import check_output_free as check_output
 
 __all__ = ["out", "emit_json", "warn", "note", "check_output", "Progress", "duration_text"]
 
@@ -42,12 +41,6 @@ def warn(messages: Iterable[str], quiet: bool = False) -> None:
 
 def note(message: str) -> None:
     print(f"note: {message}", file=sys.stderr, flush=True)
-
-
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output unless ``--overwrite`` (checked before any work is done)."""
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (pass --overwrite to replace it)")
 
 
 def duration_text(seconds: Optional[float]) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..errors import OutputError, UsageError
+from ..errors import OutputError
 from ._app import app, handle_errors
 from ._options import BoxAction, BoxActionOpt, Detections, Detector, GateLevel, GateLevelOpt, Iou, Json, MinBoxIou, \
     MinRecall
@@ -88,9 +88,9 @@ def gate_command(
     from ..gate.score import check_iou
 
     # every flag is checked before the detector loads and before anything is written
-    if (detector is None) == (detections is None):
-        raise UsageError("give one of --detector (shapes or a model.onnx) and --detections DIR"
-                         + (", not both" if detector is not None else ""))
+    from ..gate.factory import detector_choice
+
+    detector, detections = detector_choice(detector, detections)
     check_iou(iou)
     policy = GatePolicy(level=gate_level.value, min_recall=min_recall, min_box_iou=min_box_iou,
                         box_action=box_action.value)

@@ -178,7 +178,7 @@ def synth(
     md = model_defaults(model)
     opts = options_with_model(opts, md)
     report = _SynthProgress(Progress("synth", enabled=not (quiet or as_json) and current_launch().is_main),
-                            steps=steps, batch_size=batch_size)
+                            batch_size=batch_size)
 
     def make_generator():
         from ..synth import generator
@@ -246,15 +246,13 @@ def _gate_setup(gate: bool, retries: int, detector: Optional[str], detections: O
         if detector is not None or detections is not None:
             raise UsageError("--detector/--detections need --gate")
         return None
+    from ..gate.factory import detector_choice
     from ..gate.policy import GatePolicy
     from ..gate.score import check_iou
 
     if isinstance(retries, bool) or retries < 0 or retries > 20:
         raise UsageError(f"--retries {retries}: must be in 0..20")
-    if detector is not None and detections is not None:
-        raise UsageError("give one of --detector (shapes or a model.onnx) and --detections DIR, not both")
-    if detector is None and detections is None:
-        detector = "shapes"
+    detector, detections = detector_choice(detector, detections, default="shapes")
     policy = GatePolicy(level=level, min_recall=min_recall, min_box_iou=min_box_iou, box_action=box_action)
     iou = check_iou(iou)
     record = {"detector": detector if detections is None else f"detections:{Path(detections).resolve()}",
@@ -296,18 +294,17 @@ class _SynthProgress:
     finished clip and, during a long batch, one every 30 s with the step reached.
     """
 
-    def __init__(self, progress: Progress, *, steps: int, batch_size: int) -> None:
+    def __init__(self, progress: Progress, *, batch_size: int) -> None:
         self.progress = progress
-        self.steps = steps
         self.batch_size = batch_size
         self.task: Optional[int] = None
-        self.total = self.done = self.done_before = self.frames = 0
-        self.t0 = self.batch_t0 = 0.0
-        self.step_seconds: Optional[float] = None  # a running mean over this run's steps
+        self.total = self.done = self.done_before = 0
+        self.t0 = self.first_step_at = 0.0
+        self.step_seconds: Optional[float] = None  # the current batch's mean, carried into the next
 
     def start(self, total: int, already: int) -> None:
         self.total, self.done, self.done_before = total, already, already
-        self.t0 = self.batch_t0 = time.perf_counter()
+        self.t0 = time.perf_counter()
         self.task = self.progress.add("synth", total=total, completed=already, unit="clips",
                                       info=f"{already} already done" if already else "")
 
@@ -317,20 +314,22 @@ class _SynthProgress:
             return
         now = time.perf_counter()
         if index == 0:
-            self.batch_t0 = now - (now - self.batch_t0 if self.step_seconds is None else self.step_seconds)
-        per_step = (now - self.batch_t0) / (index + 1)
+            # the time to a batch's first step also holds text encoding and the previous batch's
+            # decoding and writing: keep the last estimate (the first batch has no other)
+            self.first_step_at = now
+            per_step = self.step_seconds if self.step_seconds is not None else now - self.t0
+        else:
+            per_step = (now - self.first_step_at) / index
         self.step_seconds = per_step
         batches_after = -(-max(self.total - self.done - clips, 0) // self.batch_size)
         eta = ((steps - index - 1) + batches_after * steps) * per_step
         self.progress.update(self.task, info=f"batch of {clips}: step {index + 1}/{steps}, {per_step:.2f} s/step, "
                              f"ETA {duration_text(eta)}")
-        if index + 1 == steps:
-            self.batch_t0 = time.perf_counter()
 
     def clip(self, done: int, total: int, frames: int) -> None:
         if self.task is None:
             return
-        self.done, self.frames = done, frames
+        self.done = done
         elapsed = time.perf_counter() - self.t0
         new = done - self.done_before
         eta = (total - done) * elapsed / new if new else None

@@ -104,6 +104,14 @@ def _round(x: Any, nd: int = 4) -> Any:
     return x
 
 
+def check_thresholds(iou_threshold: float, min_visibility: float) -> None:
+    """Refuse an IoU threshold outside (0, 1] or a visibility outside [0, 1] (one line)."""
+    if not 0 < iou_threshold <= 1:
+        raise UsageError(f"--iou must be in (0, 1], got {iou_threshold}")
+    if not 0 <= min_visibility <= 1:
+        raise UsageError(f"--min-visibility must be in [0, 1], got {min_visibility}")
+
+
 def evaluate_dir(frames_root: str | Path | None, annotations_json: str | Path,
                  backgrounds: str | Path | Mapping[str, np.ndarray] | None = None, *,
                  iou_threshold: float = 0.5, track_iou: float = 0.3,
@@ -120,10 +128,7 @@ def evaluate_dir(frames_root: str | Path | None, annotations_json: str | Path,
     """
     from ..tracks.io import read_tracks
 
-    if not 0 < iou_threshold <= 1:
-        raise UsageError(f"--iou must be in (0, 1], got {iou_threshold}")
-    if not 0 <= min_visibility <= 1:
-        raise UsageError(f"--min-visibility must be in [0, 1], got {min_visibility}")
+    check_thresholds(iou_threshold, min_visibility)
     t0 = time.perf_counter()
     annotations_json = Path(annotations_json)
     root = Path(frames_root) if frames_root is not None else annotations_json.parent

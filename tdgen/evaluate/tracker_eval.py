@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import AnnotationError, UsageError
+from .evaluate import check_thresholds
 from .metrics import box_iou
 from .trackap import VideoTracks, track_ap
 
@@ -140,10 +141,7 @@ def evaluate_tracks(annotations_json: str | Path, results_dir: str | Path, *, io
 
     from ..tracks.io import read_tracks
 
-    if not 0 < iou_threshold <= 1:
-        raise UsageError(f"--iou must be in (0, 1], got {iou_threshold}")
-    if not 0 <= min_visibility <= 1:
-        raise UsageError(f"--min-visibility must be in [0, 1], got {min_visibility}")
+    check_thresholds(iou_threshold, min_visibility)
     t0 = time.perf_counter()
     annotations_json = Path(annotations_json)
     files = find_result_files(results_dir)

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from .detector import Detector
 
-__all__ = ["make_detector"]
+__all__ = ["detector_choice", "make_detector"]
 
 
 def _check_options(kind: str, cls: type, options: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
@@ -21,6 +21,18 @@ def _check_options(kind: str, cls: type, options: dict[str, Any], skip: tuple[st
                          f"(known: {', '.join(known) or 'none'})")
 
 
+def detector_choice(detector: str | None, detections: Path | None,
+                    default: str | None = None) -> tuple[str | None, Path | None]:
+    """``(detector, detections)`` with exactly one given (``default`` as the detector when neither
+    is); a one-line :class:`UsageError` otherwise. Checked before a backend loads."""
+    if detector is None and detections is None and default is not None:
+        detector = default
+    if (detector is None) == (detections is None):
+        raise UsageError("give one of --detector (shapes or a model.onnx) and --detections DIR"
+                         + (", not both" if detector is not None else ""))
+    return detector, None if detections is None else Path(detections)
+
+
 def make_detector(detector: str | None, detections: Path | None, **options: Any) -> Detector:
     """The backend for ``--detector NAME_OR_FILE`` or ``--detections DIR`` (exactly one of them).
 
@@ -28,9 +40,7 @@ def make_detector(detector: str | None, detections: Path | None, **options: Any)
     det.txt files. ``options`` go to the backend's constructor. A bad combination, an unknown
     name or option, or a path that does not exist is a one-line :class:`UsageError`.
     """
-    if (detector is None) == (detections is None):
-        raise UsageError("give one of --detector (shapes or a model.onnx) and --detections DIR"
-                         + (", not both" if detector is not None else ""))
+    detector, detections = detector_choice(detector, detections)
     if detections is not None:
         from .precomputed import PrecomputedDetections
 

@@ -24,6 +24,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from .detector import FrameDetections
+from .score import iou_matrix
 
 __all__ = ["BYTETRACK", "YOLOX", "Preprocess", "decode_grid", "grid_cells", "letterbox", "looks_decoded", "nms",
            "postprocess", "prepare_input"]
@@ -147,17 +148,6 @@ def looks_decoded(out: np.ndarray, input_hw: tuple[int, int], strides: Sequence[
     return bool(xy.size and xy.max() > min(input_hw) / 4)
 
 
-def _iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box with each of ``boxes`` (M, 4); continuous areas (no +1)."""
-    iw = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = iw * ih
-    area = max(box[2] - box[0], 0) * max(box[3] - box[1], 0)
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    union = area + areas - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.7,
         classes: np.ndarray | None = None) -> np.ndarray:
     """Greedy non-maximum suppression: the indices kept, best score first.
@@ -173,7 +163,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.7,
         i = order[0]
         keep.append(int(i))
         rest = order[1:]
-        over = _iou_one(boxes[i], boxes[rest]) > iou_threshold
+        over = iou_matrix(boxes[i][None], boxes[rest])[0] > iou_threshold
         if classes is not None:
             over &= classes[rest] == classes[i]
         order = rest[~over]

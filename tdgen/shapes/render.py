@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_directory
+from ..atomic import atomic_directory, check_output_free
 from ..errors import OutputError, UsageError
 from ..tracks.trackset import Boxes, Frames, TrackSet, Videos
 
@@ -512,8 +512,7 @@ def check_render_args(out_dir: str | Path, *, videos: int, frames: int, size: tu
         raise UsageError(f"max_visible must be at least 1, got {max_visible}")
     if not 1 <= instances[0] <= instances[1] or instances[1] >= TRACK_STRIDE:
         raise UsageError(f"instances must be a range 1 <= lo <= hi < {TRACK_STRIDE}, got {instances}")
-    if out_dir.exists() and not overwrite:
-        raise OutputError(f"{out_dir}: already exists (pass --overwrite to replace it)")
+    check_output_free(out_dir, overwrite)
     return width, height
 
 

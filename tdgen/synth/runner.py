@@ -145,9 +145,11 @@ def _clip_regions(clip: Clip, plan: SynthPlan, size: tuple[int, int]) -> tuple[n
     track slot (after the clip's N slots, one per region track), category, visibility, conf).
     Regions are scaled like the clip's boxes (source frame -> output frame) and clipped to it."""
     r = plan.regions
-    pos = np.full(plan.ts.num_frames, -1, np.int64)
-    pos[clip.frame_rows] = np.arange(clip.num_frames)
-    rows = np.flatnonzero(pos[r.frame] >= 0)
+    # boxes are sorted by frame: the clip's frame range is one slice, found by binary search
+    lo, hi = np.searchsorted(r.frame, [clip.frame_rows.min(), clip.frame_rows.max() + 1])
+    at = np.searchsorted(clip.frame_rows, r.frame[lo:hi]).clip(0, clip.num_frames - 1)
+    on_clip = clip.frame_rows[at] == r.frame[lo:hi]  # with --step, frames between the clip's are not
+    rows, frame_pos = lo + np.flatnonzero(on_clip), at[on_clip]
     src_w = plan.ts.frames.width[r.frame[rows]].astype(np.float64)
     src_h = plan.ts.frames.height[r.frame[rows]].astype(np.float64)
     x, y, bw, bh = (r.bbox[rows, k].astype(np.float64) for k in range(4))
@@ -156,10 +158,10 @@ def _clip_regions(clip: Clip, plan: SynthPlan, size: tuple[int, int]) -> tuple[n
     y0, y1 = np.clip(y / src_h, 0, 1) * h, np.clip((y + bh) / src_h, 0, 1) * h
     bbox = np.round(np.stack([x0, y0, x1 - x0, y1 - y0], 1), 2)
     ok = (bbox[:, 2] > 0) & (bbox[:, 3] > 0)  # a region outside the frame is no region
-    rows, bbox = rows[ok], bbox[ok]
+    rows, bbox, frame_pos = rows[ok], bbox[ok], frame_pos[ok]
     _, track_rank = np.unique(r.track[rows], return_inverse=True)
     nan = np.full(rows.size, np.nan)
-    return (pos[r.frame[rows]], bbox, clip.num_slots + track_rank.astype(np.int64), r.category[rows],
+    return (frame_pos, bbox, clip.num_slots + track_rank.astype(np.int64), r.category[rows],
             r.visibility[rows] if r.visibility is not None else nan, r.conf[rows] if r.conf is not None else nan)
 
 

@@ -33,6 +33,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 
 from ..errors import AnnotationError, UsageError
+from ..conditioning import clip_batch
 from ..seeds import clip_seed, keyed_digest
 from tdgen.tracks.trackset import TrackSet
 
@@ -599,27 +600,14 @@ def collate(clips: Sequence[Clip], num_slots: int | None = None) -> dict[str, np
     clips = list(clips)
     if not clips:
         raise ValueError("collate needs at least one clip")
-    F = clips[0].num_frames
-    if any(c.num_frames != F for c in clips):
-        raise ValueError(f"clips have different frame counts: {sorted({c.num_frames for c in clips})}")
-    N = int(num_slots) if num_slots is not None else max(c.num_slots for c in clips)
-    B = len(clips)
-    boxes = np.zeros((B, F, N, 4), dtype=np.float32)
-    mask = np.zeros((B, F, N), dtype=np.float32)
-    names = np.empty((B, N), dtype=object)
-    names[:] = ""
+    cond = clip_batch(clips, num_slots=num_slots)  # boxes, masks and names: the one adapter's rule
+    B, N = cond.category_names.shape
     track_ids = np.full((B, N), -1, dtype=np.int64)
     categories = np.full((B, N), -1, dtype=np.int64)
     for i, c in enumerate(clips):
-        if c.num_tracks > N:
-            raise ValueError(f"clip {c.clip_id} uses {c.num_tracks} slots, more than the batch's {N}")
-        n = min(c.num_slots, N)
-        boxes[i, :, :n] = c.boxes[:, :n]
-        mask[i, :, :n] = c.mask[:, :n]
-        t = c.num_tracks
-        names[i, :t] = c.category_names
-        track_ids[i, :t] = c.track_ids
-        categories[i, :t] = c.categories
+        track_ids[i, :c.num_tracks] = c.track_ids
+        categories[i, :c.num_tracks] = c.categories
+    boxes, mask, names = cond.boxes, cond.masks, cond.category_names
     return {
         "boxes": boxes,
         "mask": mask,

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import OutputError, UsageError
+from ..atomic import check_output_free
+from ..errors import UsageError
 from .classes import IGNORE_AS, ClassFilter, FilterReport
 from .io import detect_format, read_tracks
 from .trackset import TrackSet
@@ -111,8 +112,7 @@ def convert_tracks(src: str | Path, output: str | Path, *, fmt: str | None = Non
     if target == "cocovid":
         from .cocovid import write_cocovid
 
-        if output.exists() and not overwrite:
-            raise OutputError(f"{output}: already exists (pass --overwrite to replace it)")
+        check_output_free(output, overwrite)
         write_cocovid(ts, output, flavor)
     else:
         from .mot import write_mot
