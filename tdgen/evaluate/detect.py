@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..imageops import opencv
+
 __all__ = ["Detections", "detect_shapes", "detect_clip", "estimate_background", "foreground_mask"]
 
 
 def _cv2():
-    import cv2
-
-    return cv2
+    return opencv("the shapes detector")
 
 
 @dataclass

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import AnnotationError, UsageError
-from .evaluate import check_thresholds
+from .evaluate import _round, check_thresholds
 from .metrics import box_iou
 from .trackap import VideoTracks, track_ap
 
@@ -120,10 +120,6 @@ def _summary(hota: dict, clear: dict, ident: dict) -> dict[str, Any]:
         "mota": _f(clear["MOTA"]), "motp": _f(clear["MOTP"]), "recall": _f(clear["CLR_Re"]),
         "precision": _f(clear["CLR_Pr"]), "id_switches": int(clear["IDSW"]), "idf1": _f(ident["IDF1"]),
     }
-
-
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(x, 4)
 
 
 def evaluate_tracks(annotations_json: str | Path, results_dir: str | Path, *, iou_threshold: float = 0.5,

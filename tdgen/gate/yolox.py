@@ -23,6 +23,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from ..imageops import opencv
 from .detector import FrameDetections
 from .score import iou_matrix
 
@@ -65,9 +66,7 @@ YOLOX = Preprocess(channels="bgr", scale=1.0, mean=None, std=None)
 
 
 def _cv2():
-    import cv2
-
-    return cv2
+    return opencv("the ONNX detector")
 
 
 def letterbox(frame: np.ndarray, input_hw: tuple[int, int], pad_value: float = PAD_VALUE

@@ -41,6 +41,7 @@ import numpy as np
 from .. import __version__
 from ..atomic import atomic_directory, check_output_free
 from ..errors import OutputError, UsageError
+from ..imageops import opencv
 from ..tracks.trackset import Boxes, Frames, TrackSet, Videos
 
 __all__ = [
@@ -60,11 +61,7 @@ _MIN_BG_CONTRAST = 80.0  # max-channel difference between an instance and every 
 
 
 def _cv2():
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover - opencv is part of the model extra
-        raise UsageError("the shapes domain needs OpenCV: pip install opencv-python-headless") from None
-    return cv2
+    return opencv("the shapes domain")
 
 
 def video_name(index: int) -> str:
