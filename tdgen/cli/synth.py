@@ -203,7 +203,10 @@ def synth(
 
         # fails before anything is written
         gate_setup["detector"] = make_detector(gate_setup["detector_name"], gate_setup["detections"])
-        retry = _retry(gate_setup) if retries else None
+        from ..gate.retry import gate_retry
+
+        retry = gate_retry(gate_setup["detector"], gate_setup["policy"], iou=gate_setup["iou"],
+                           retries=retries) if retries else None
     with report.progress:
         result = run_synth(opts, make_generator, progress=report.clip, on_start=report.start, on_plan=on_plan,
                            retry=retry)
@@ -259,22 +262,6 @@ def _gate_setup(gate: bool, retries: int, detector: Optional[str], detections: O
               "iou": iou, "retries": int(retries), **policy.as_dict()}
     return {"policy": policy, "iou": iou, "retries": int(retries), "record": record, "detector_name": detector,
             "detections": detections}
-
-
-def _retry(setup: dict):
-    """The runner's :class:`~tdgen.synth.runner.Retry` for the gate: judge by the clip policy's recall."""
-    from ..gate.policy import attempt_seed, best_attempt, decide
-    from ..gate.score import score_trackset
-    from ..synth.runner import Retry
-
-    det, policy, iou = setup["detector"], setup["policy"], setup["iou"]
-
-    def score(fragment, frames):
-        clip_id = fragment.manifest["clip_id"]
-        return score_trackset(fragment.trackset, det.detect_clip(frames, clip_id), iou=iou)
-
-    return Retry(retries=setup["retries"], score=score, accept=lambda s: decide(s, policy).kept,
-                 best=best_attempt, seed=attempt_seed)
 
 
 def _domain_warnings(md: dict, plan: dict, out_size: Any) -> list[str]:
