@@ -26,17 +26,38 @@ def _read(path: Path, fmt: InputFormat, drop_invalid: bool = False):
 def inspect(
     ann: Path = typer.Argument(..., help="COCO-VID JSON, MOT Challenge directory (one sequence or a split), "
                                "or YouTube-VIS JSON."),
-    fmt: InputFormat = typer.Option(InputFormat.auto, "--format", "-f", help="Input format (auto-detected)."),
+    fmt: InputFormat = typer.Option(InputFormat.auto, "--format", "-f", help="Input format (auto-detected; "
+                                    "with --compare, of both files)."),
+    compare: Optional[Path] = typer.Option(None, "--compare", metavar="OTHER", help="Show the layout statistics "
+                                           "of ANN and OTHER side by side, with the ratio OTHER/ANN."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
-    """Summarise an annotation source: videos, frames, tracks, boxes, categories, problems.
+    """Summarise an annotation source: videos, frames, tracks, boxes, categories, problems, and the
+    hard cases of tracking (occlusion pairs, crossings, gaps and re-appearances, speed, scale,
+    box sizes per category; docs/layout_stats.md defines each).
 
     Example: tdgen inspect data/MOT17/annotations/half-train_cocoformat.json
+
+    Compare a set with what a layout recipe made of it:
+
+      tdgen inspect mot17_half_train.json --compare hard_cases.json
     """
+    from ..tracks.layout_stats import compare_stats, layout_stats
     from ..tracks.summary import summarize
 
     ts = _read(ann, fmt)
+    if compare is not None:
+        other = _read(compare, fmt)
+        a = {"source": ts.source, "format": ts.source_format, **layout_stats(ts)}
+        b = {"source": other.source, "format": other.source_format, **layout_stats(other)}
+        ratio = compare_stats(a, b)
+        if as_json:
+            emit_json({"a": a, "b": b, "ratio": ratio})
+        else:
+            _print_comparison(a, b, ratio)
+        return
     s = summarize(ts)
+    s["layout"] = layout_stats(ts)
     if as_json:
         emit_json(s)
         return
@@ -59,12 +80,80 @@ def inspect(
         d = s[key]
         dt.add_row(key.replace("_", " "), *(f"{d[c]:g}" for c in ("min", "p10", "median", "mean", "p90", "max")))
     out.print(dt)
+    _print_layout(s["layout"])
     if s["problems"]:
         out.print("[bold yellow]problems[/]")
         for p in s["problems"]:
             out.print(f"  - {p}")
     else:
         out.print("[green]no problems found[/]")
+
+
+# Rows of the layout tables: (label, key, unit) for the counts and the distributions.
+_LAYOUT_COUNTS = (("seen boxes", "seen_boxes"), ("occlusion pairs", "occlusion_pairs"),
+                  ("occlusion pairs per frame", "occlusion_pairs_per_frame"), ("crossings", "crossings"),
+                  ("crossings per frame", "crossings_per_frame"), ("gaps (re-appearances)", "gaps"),
+                  ("tracks with gaps", "tracks_with_gaps"), ("re-appearances per video", "reappearances_per_video"))
+_LAYOUT_DISTRIBUTIONS = (("gap length", "gap_length", "frames"), ("speed", "speed", "px/frame"),
+                         ("relative speed", "relative_speed", "box sizes/frame"),
+                         ("scale change", "scale_change", "|log ratio|/frame"),
+                         ("track life", "track_length", "frames"))
+
+
+def _num(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:.4g}"
+
+
+def _print_layout(lay: dict) -> None:
+    """The hard cases of tracking: counts, distributions, box sizes per category."""
+    t = Table(title="hard cases (visibility >= 0.25 is seen; docs/layout_stats.md)", title_justify="left",
+              show_header=False)
+    t.add_column("")
+    t.add_column("", justify="right")
+    for label, key in _LAYOUT_COUNTS:
+        t.add_row(label, _num(lay[key]))
+    out.print(t)
+    mt = Table(title="motion and gaps", title_justify="left")
+    for col in ("", "median", "p90", "unit"):
+        mt.add_column(col, justify="right" if col in ("median", "p90") else "left")
+    for label, key, unit in _LAYOUT_DISTRIBUTIONS:
+        mt.add_row(label, _num(lay[key]["median"]), _num(lay[key]["p90"]), unit)
+    out.print(mt)
+    bt = Table(title="box size, sqrt(w*h) px", title_justify="left")
+    for col in ("category", "boxes", "q1", "median", "q3", "iqr"):
+        bt.add_column(col, justify="left" if col == "category" else "right")
+    for name, d in lay["box_size"].items():
+        bt.add_row(name, _num(d["count"]), *(_num(d[k]) for k in ("q1", "median", "q3", "iqr")))
+    out.print(bt)
+
+
+def _comparison_rows(a: dict, b: dict, ratio: dict) -> list[tuple[str, object, object, object]]:
+    """(label, A, B, B/A) for every number the two layout dicts hold."""
+    rows = [(k, a.get(k), b.get(k), ratio.get(k)) for k in ("videos", "frames", "tracks", "boxes")]
+    rows += [(label, a.get(k), b.get(k), ratio.get(k)) for label, k in _LAYOUT_COUNTS]
+    for label, key, unit in _LAYOUT_DISTRIBUTIONS:
+        for q in ("median", "p90"):
+            rows.append((f"{label} {q} ({unit})", a[key][q], b[key][q], ratio[key][q]))
+    for name in {**a["box_size"], **b["box_size"]}:
+        da, db, dr = a["box_size"].get(name, {}), b["box_size"].get(name, {}), ratio["box_size"][name]
+        for q in ("count", "median", "iqr"):
+            rows.append((f"box size {name} {q}", da.get(q), db.get(q), dr[q]))
+    return rows
+
+
+def _print_comparison(a: dict, b: dict, ratio: dict) -> None:
+    out.print(f"[bold]A[/] {a['source']}  ({a['format']})")
+    out.print(f"[bold]B[/] {b['source']}  ({b['format']})")
+    t = Table()
+    for col in ("", "A", "B", "B/A"):
+        t.add_column(col, justify="left" if not col else "right")
+    for label, va, vb, r in _comparison_rows(a, b, ratio):
+        t.add_row(label, _num(va), _num(vb), "-" if r is None else f"{r:.3g}")
+    out.print(t)
 
 
 # --------------------------------------------------------------------------- convert
