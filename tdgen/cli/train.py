@@ -118,6 +118,7 @@ def train_command(
           --batch-size 2 --checkpoint-every 500
       tdgen train ... --out runs/shapes --resume          # continue after an interruption
       accelerate launch -m tdgen.cli train ...            # several GPUs (batch is per GPU)
+      torchrun --nproc-per-node 2 -m tdgen.cli train ...  # 2 CPU processes (gloo) without a GPU
       tdgen train --ann mine.json --model runs/shapes/model --stage 2 --lr 1e-5 --out runs/ft
 
     OUT/train_log.jsonl has one JSON line per logged step (step, loss, lr, seconds,

@@ -20,8 +20,9 @@ One optimizer step:
 4. The UNet predicts ``eps`` (or ``v``, or the clean latents); the loss is the
    foreground-reweighted MSE of :func:`foreground_weights`: latent cells inside any box of the
    clip (in that frame) weigh ``fg_weight`` (2.0), the others 1, and the weights are divided by
-   their mean over the whole micro-batch tensor. Weights come from the data's boxes, before box
-   dropout, as in the published trainer.
+   their mean over the whole micro-batch tensor (every process's part of it together, so ``n``
+   processes of ``b`` clips train like one of ``n * b``). Weights come from the data's boxes,
+   before box dropout, as in the published trainer.
 5. AdamW (weight decay 1e-2) on the parameters of the chosen stage (:data:`STAGES`), linear
    warm-up then cosine (or constant) learning rate, gradient clipping, then an EMA of the trained
    parameters (the exported model uses the EMA weights).
@@ -37,8 +38,11 @@ Determinism and ``resume``: every random choice is a function of ``(seed, global
 position)`` or ``(seed, step)``: which clip and flip a position gets (:class:`~tdgen.train.data.ClipOrder`),
 the dropout draws, ``t`` and the noise (one ``torch.Generator`` per sample), and the global torch
 RNG is re-seeded from ``(seed, step, micro-step, process)`` before each forward (dropout inside
-the UNet). A checkpoint stores the model, optimizer, EMA, RNG states and step; resuming from it
-repeats the uninterrupted run's loss curve exactly (same machine, thread count, library versions).
+the UNet draws one mask per batch tensor from it, so only a model without dropout trains on ``n``
+processes of ``b`` clips exactly as on one of ``n * b``, up to float rounding). A checkpoint
+stores the model, optimizer, EMA, RNG states and step; resuming from it repeats the
+uninterrupted run's loss curve exactly (same machine, thread count, library versions and, for
+the data order, the same number of processes).
 
 Layout of ``OUT``::
 

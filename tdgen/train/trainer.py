@@ -227,6 +227,16 @@ class Trainer:
         config = self.config
         return lr_at(step, config.lr, self.warmup, int(config.steps), config.lr_schedule)
 
+    def _loss_weights(self, boxes: torch.Tensor, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The foreground weights of a micro-batch, divided by their mean over the *global*
+        micro-batch (every process's part), so that ``world`` processes of ``b`` clips train like
+        one process of ``world * b``."""
+        if self.world == 1:
+            return foreground_weights(boxes, masks, size, self.config.fg_weight)
+        weights = foreground_weights(boxes, masks, size, self.config.fg_weight, normalize=False)
+        # Every process holds the same number of cells, so the mean of the local means is the global mean.
+        return weights / self.accelerator.reduce(weights.mean(), reduction="mean")
+
     def micro_loss(self, batch: dict[str, Any], step: int, micro: int) -> torch.Tensor:
         """The loss of one micro-batch (``micro`` of optimizer step ``step``), before backward."""
         config, device = self.config, self.device
@@ -244,7 +254,7 @@ class Trainer:
         noise, timesteps = noise.to(device), timesteps.to(device)
         boxes = batch["boxes"].to(device)
         masks = batch["mask"].to(device)
-        weights = foreground_weights(boxes, masks, (h, w), config.fg_weight)
+        weights = self._loss_weights(boxes, masks, (h, w))
         prompts, masks = apply_condition_dropout(batch["prompt"], masks, drop_t, drop_b)
         names = [n for row in batch["category_names"] for n in row]
         N = boxes.shape[2]
@@ -253,6 +263,8 @@ class Trainer:
         noisy = self.scheduler.add_noise(latents, noise, timesteps)
         target = prediction_target(self.scheduler, self.prediction, latents, noise, timesteps)
         # Dropout inside the UNet draws from the global RNG: seed it per (step, micro-step, process).
+        # (Its masks are drawn per batch tensor, so with dropout n processes of b clips are a
+        # different, equally valid draw than one process of n * b; without dropout nothing draws.)
         torch.manual_seed(derive_seed(config.seed, "forward", step, micro, self.rank) % (2 ** 63))
         pred = predict(self.unet, noisy, timesteps, text, boxes, masks, categories,
                        frames_apart=config.stage == "1")
