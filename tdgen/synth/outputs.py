@@ -32,6 +32,10 @@ run never blocks the next one):
   lets it go. Every claimer does this under the same lock, so the look and the take are one step.
 - Finalizing happens under ``.finalize.lock``, so concurrent finalizes do not overwrite newer
   results, and the temporary files of a killed finalize can be removed safely.
+- Ending: a run lets its shard go under ``.tdgen.lock`` and, in the same step, looks whether it is
+  the last of its launch (:meth:`ShardClaim.release_if_last`): no other shard still held, and the
+  other shards' clips all accounted for. Of ranks ending at the same moment exactly one sees that,
+  so one process finalizes a launch, not every rank.
 
 The settings record binds only clips: a folder with no finished clip (every clip failed, or the
 run was killed before one finished) is claimed anew by a run with other settings.
@@ -48,7 +52,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import orjson
@@ -57,7 +61,7 @@ from ..atomic import atomic_write_bytes, is_temp_name, named_os_error, remove_te
 from ..errors import OutputError
 from .fragments import ClipFragment, read_fragment, write_fragment
 
-__all__ = ["INFO_KEYS", "LOCK_NAME", "SynthDir", "encode_image", "settings_match"]
+__all__ = ["INFO_KEYS", "LOCK_NAME", "ShardClaim", "SynthDir", "encode_image", "settings_match"]
 
 LOCK_NAME = "synth.json"  # the settings record (historically called the settings lock)
 # the gate moves rejected clips here (fragment rejected/<clip>.json, frames rejected/<clip>/), with a
@@ -109,6 +113,36 @@ class _Holder:
         self.k, self.n, self.pid = k, n, pid
 
 
+class ShardClaim:
+    """The shard a run holds on a directory, from :meth:`SynthDir.session` until it is let go."""
+
+    def __init__(self, sd: "SynthDir", fd: int, path: Path) -> None:
+        self._sd, self._fd, self._path = sd, fd, path
+
+    def release(self) -> None:
+        """Let the shard go (nothing when it is already let go)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            self._sd._release_shard_lock(fd, self._path)
+
+    def release_if_last(self, others_done: Callable[[], bool]) -> bool:
+        """Let the shard go; True when this run is the last of its launch to end: no other shard of
+        the directory is held any more and ``others_done()`` (the other shards' clips are all
+        finished or accounted for) holds.
+
+        The release and the look are one step under the claim lock, so of several ranks ending at
+        once exactly one is last; ``others_done`` keeps a rank that ends before another rank has
+        even claimed its shard from finalizing half a launch.
+        """
+        if self._fd is None:
+            return False
+        sd = self._sd
+        with sd._claim_lock():
+            fd, self._fd = self._fd, None
+            sd._drop_shard_lock(fd, self._path, unlink=True)  # safe: claimers open shard locks under this lock
+            return not sd._live_holders() and others_done()
+
+
 class SynthDir:
     """Paths and state of one output directory."""
 
@@ -145,7 +179,7 @@ class SynthDir:
 
     @contextlib.contextmanager
     def session(self, settings: dict[str, Any], shard: tuple[int, int] = (0, 1), *,
-                overwrite: bool = False) -> Iterator[None]:
+                overwrite: bool = False) -> Iterator[ShardClaim]:
         """Hold shard ``shard`` = (K, N) of the directory for ``settings`` while the block runs.
 
         The same settings (a re-run, or another rank of the same launch) resume. Other settings
@@ -153,7 +187,8 @@ class SynthDir:
         the earlier outputs first; they are accepted when it holds none. A kill at any moment
         leaves a directory the same command resumes: the record is written (atomically) before
         ``images/`` and ``clips/`` exist, and a directory holding only tdgen's own lock and
-        temporary files counts as empty.
+        temporary files counts as empty. The block gets the :class:`ShardClaim`, to let the shard
+        go early (:meth:`ShardClaim.release_if_last`).
         """
         self._check_not_foreign(overwrite)
         try:
@@ -169,10 +204,11 @@ class SynthDir:
             except BaseException:
                 self._drop_shard_lock(fd, path, unlink=True)
                 raise
+        claim = ShardClaim(self, fd, path)
         try:
-            yield
+            yield claim
         finally:
-            self._release_shard_lock(fd, path)
+            claim.release()
 
     def _check_not_foreign(self, overwrite: bool) -> None:
         if self.root.exists() and not self.root.is_dir():
@@ -459,6 +495,24 @@ class SynthDir:
         """A finished clip's fragment, in this version's format or an earlier one's (damaged:
         :class:`AnnotationError` naming the file)."""
         return read_fragment(self.fragment_path(clip_id))
+
+    def failed_ids(self) -> set[str]:
+        """Clips named in ``failures.jsonl`` (a line a killed writer cut short is skipped)."""
+        try:
+            text = self.failures.read_text(errors="replace")
+        except FileNotFoundError:
+            return set()
+        except OSError as e:
+            raise named_os_error(e, self.failures) from None
+        ids: set[str] = set()
+        for line in text.splitlines():
+            try:
+                clips = json.loads(line).get("clips")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(clips, list):
+                ids.update(c for c in clips if isinstance(c, str))
+        return ids
 
     def log_failure(self, line: str) -> None:
         """Append one line to ``failures.jsonl`` (errors name the file)."""

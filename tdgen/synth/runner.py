@@ -254,7 +254,10 @@ def run_synth(
     written by this run so far); ``on_start(total,
     already_done)`` once planning is done; ``on_plan(summary)`` just before, with
     :func:`summarize_plan`'s dict (dropped tracks included), once the directory is claimed: a
-    refused run reports nothing but its error. With ``retry``, clips are judged and regenerated
+    refused run reports nothing but its error. The run finalizes (``finalized`` in the result)
+    only when it is the last of its launch to end: no other shard still running and every other
+    shard's clips finished, rejected or failed (an unsharded run always is); the other ranks leave
+    ``finalized`` None. With ``retry``, clips are judged and regenerated
     as :class:`Retry` says (the gate's decisions themselves are applied after finalize, by
     :func:`tdgen.gate.apply.gate_synth_dir`).
     """
@@ -268,8 +271,10 @@ def run_synth(
     gen = make_generator()
     size = opts.out_size or gen.resolution
     plan_summary = summarize_plan(plan, opts, shard=shard, size=size)
-    with sd.session(_settings(opts, plan, gen, size), held, overwrite=opts.overwrite):
-        mine = [c for c in plan.clips if shard is None or stable_shard(c.clip_id, shard[1]) == shard[0]]
+    with sd.session(_settings(opts, plan, gen, size), held, overwrite=opts.overwrite) as claim:
+        owner = {c.clip_id: stable_shard(c.clip_id, held[1]) for c in plan.clips}
+        mine = [c for c in plan.clips if owner[c.clip_id] == held[0]]
+        theirs = [cid for cid, k in owner.items() if k != held[0]]  # the other shards' clips
         sd.discard_unfinished([c.clip_id for c in mine])
         # a clip the gate rejected (and moved aside) is done too: a resumed run does not redo it
         finished = sd.finished_ids() | sd.rejected_ids(sd.read_settings())
@@ -283,8 +288,17 @@ def run_synth(
         done, frames, failed, interrupted = _generate(sd, todo, plan, opts, gen, size, skipped, len(mine), progress,
                                                       retry)
         generate_seconds = time.perf_counter() - tg
-        summary = finalize(opts.out, flavor=opts.flavor, mot=opts.mot, jpeg_quality=opts.quality) \
-            if (done or skipped or not interrupted) else None
+
+        def others_done() -> bool:
+            # a clip the gate rejected or that failed is accounted for: its rank has ended with it
+            ended = sd.finished_ids() | sd.rejected_ids(sd.read_settings()) | sd.failed_ids()
+            return all(cid in ended for cid in theirs)
+
+        # only the last rank of a launch to end finalizes (for the others it would be wasted work
+        # and a half-made annotations.json for a while); a run interrupted before it made or
+        # found anything lets its shard go when the session ends, without finalizing
+        last = bool(done or skipped or not interrupted) and claim.release_if_last(others_done)
+    summary = finalize(opts.out, flavor=opts.flavor, mot=opts.mot, jpeg_quality=opts.quality) if last else None
     return SynthResult(planned=len(plan.clips), assigned=len(mine), done=done, skipped=skipped, failed=failed,
                        seconds=round(time.perf_counter() - t0, 3), interrupted=interrupted, finalized=summary,
                        out=str(opts.out), plan=plan_summary, frames=frames,
