@@ -8,9 +8,9 @@ commands in :mod:`tdgen.cli._options`, and the app with its error mapping in :mo
 from ._app import TdgenGroup, app, handle_errors, usage_message
 
 # importing a command module registers its commands on ``app``, in this order in ``--help``
-from . import tracks, synth, gate, model, shapes, train, evaluate  # noqa: E402  (after app exists)
+from . import tracks, layouts, synth, gate, model, shapes, train, evaluate  # noqa: E402  (after app exists)
 
-COMMAND_MODULES = (tracks, synth, gate, model, shapes, train, evaluate)
+COMMAND_MODULES = (tracks, layouts, synth, gate, model, shapes, train, evaluate)
 
 __all__ = ["app", "main", "handle_errors", "usage_message", "TdgenGroup"]
 
