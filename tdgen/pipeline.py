@@ -36,6 +36,14 @@ few output pixels by a level or so. ``clips_per_forward=1`` runs the UNet on one
 (its two guidance branches still in one forward): then a clip's frames are bit-identical
 whatever the batch it is sampled in (same machine, threads and library versions).
 
+Host syncs: the denoising loop never waits for the device (no ``.item()``, ``bool(tensor)``,
+copies to the host, data-dependent shapes or ``torch.cuda.synchronize``), so on a GPU the host
+queues the next steps while the current one runs. The scheduler is given its begin index, so its
+first step does not look the timestep up in the schedule (``nonzero`` + ``.item()``); its sigma
+arithmetic runs on CPU scalars, which the kernels take as arguments. UNet time is taken with CUDA
+events, read after the loop. :func:`tdgen.model.syncguard.forbid_host_sync` checks all this in the
+tests, on the CPU too.
+
 Timings of the last call are in :attr:`TrackDiffusionPipeline.last_timings`.
 """
 
@@ -119,14 +127,49 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class _UNetTimer:
+    """Time spent in UNet forwards without making the host wait for them.
+
+    On CUDA each forward is bracketed by a pair of events, read once after the loop's final
+    synchronize; elsewhere the host clock (CPU kernels run synchronously anyway).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.calls = 0
+        self._host_s = 0.0
+        self._events: list[tuple[Any, Any]] = []
+        self._t0 = 0.0
+
+    def __enter__(self) -> "_UNetTimer":
+        self.calls += 1
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            self._events.append((start, end))
+        else:
+            self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.cuda:
+            self._events[-1][1].record()
+        else:
+            self._host_s += time.perf_counter() - self._t0
+
+    def seconds(self) -> float:
+        """Total seconds; on CUDA call it only after the device has been synchronized."""
+        return self._host_s + sum(a.elapsed_time(b) for a, b in self._events) / 1000.0
+
+
 class TrackDiffusionPipeline(DiffusionPipeline):
     r"""Tracklet-conditioned text-to-video sampling (see the module docstring).
 
     Attributes:
         model_info: the model's ``tdgen.json`` (:class:`~tdgen.modelinfo.ModelInfo`; empty when
             built by hand). :attr:`tdgen_config` is the same record as a plain dict.
-        last_timings: seconds of the last call: ``total_s``, ``unet_s`` (UNet forwards only),
-            ``text_s`` (text encoder, cache misses only), ``vae_s`` (decoding), ``other_s``
+        last_timings: seconds of the last call: ``total_s``, ``unet_s`` (UNet forwards only; on
+            CUDA their device time, from events), ``text_s`` (text encoder, cache misses only), ``vae_s`` (decoding), ``other_s``
             (the rest: noise, scheduler, guidance arithmetic, copies), plus ``steps``,
             ``unet_calls``, ``clips``, ``frames``.
         text_cache_size: how many prompt embeddings the LRU cache keeps.
@@ -460,26 +503,24 @@ class TrackDiffusionPipeline(DiffusionPipeline):
         timings["text_s"] = time.perf_counter() - t0
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
+        if hasattr(self.scheduler, "set_begin_index"):
+            # else the first step looks its timestep up in the schedule (nonzero + .item(): a host sync)
+            self.scheduler.set_begin_index(0)
         timesteps = self.scheduler.timesteps
         latents, generators = self._initial_noise(seeds, F, height, width)
         step_kwargs: dict[str, Any] = {"return_dict": False}
         if "generator" in inspect.signature(self.scheduler.step).parameters:
             step_kwargs["generator"] = generators  # per-clip noise for stochastic schedulers
 
-        # ---- denoising loop
-        unet_calls = 0
+        # ---- denoising loop: nothing in it waits for the device (see _denoise_step)
+        timer = _UNetTimer(device)
         for i, t in enumerate(timesteps):
-            model_input = self.scheduler.scale_model_input(latents, t)
-            preds = []
-            for a, b, kw in chunks:
-                eps = self._guided_noise(model_input[a:b], t, kw, do_cfg, guidance, float(guidance_scale),
-                                         timings)
-                unet_calls += 1
-                preds.append(eps)
-            noise_pred = preds[0] if len(preds) == 1 else torch.cat(preds)
-            latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs)[0]
-            if callback is not None:
-                callback(i, t, latents)
+            latents = self._denoise_step(i, t, latents, chunks, do_cfg=do_cfg, guidance=guidance,
+                                         guidance_scale=float(guidance_scale), step_kwargs=step_kwargs, timer=timer,
+                                         callback=callback)
+        unet_calls = timer.calls
+        _sync(device)
+        timings["unet_s"] = timer.seconds()
 
         # ---- decode
         if output_type == "latent":
@@ -561,18 +602,32 @@ class TrackDiffusionPipeline(DiffusionPipeline):
         latents = torch.stack([torch.randn(lat_shape, generator=g, dtype=torch.float32) for g in generators])
         return latents.to(self._execution_device) * float(self.scheduler.init_noise_sigma), generators
 
+    def _denoise_step(self, index: int, t: torch.Tensor, latents: torch.Tensor,
+                      chunks: Sequence[tuple[int, int, Mapping[str, torch.Tensor]]], *, do_cfg: bool, guidance: str,
+                      guidance_scale: float, step_kwargs: Mapping[str, Any], timer: "_UNetTimer",
+                      callback: Callable[[int, Any, torch.Tensor], Any] | None) -> torch.Tensor:
+        """One sampler step: the UNet on every chunk, guidance, the scheduler update, the callback.
+
+        Host-sync free (``tests/test_pipeline_sync.py`` runs it under
+        :func:`tdgen.model.syncguard.forbid_host_sync`): the host only queues work, so on a GPU
+        it runs ahead of the kernels instead of waiting for each step.
+        """
+        model_input = self.scheduler.scale_model_input(latents, t)
+        preds = [self._guided_noise(model_input[a:b], t, kw, do_cfg, guidance, guidance_scale, timer)
+                 for a, b, kw in chunks]
+        noise_pred = preds[0] if len(preds) == 1 else torch.cat(preds)
+        latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs)[0]
+        if callback is not None:
+            callback(index, t, latents)
+        return latents
+
     def _guided_noise(self, x: torch.Tensor, t: Any, kw: Mapping[str, torch.Tensor], do_cfg: bool, guidance: str,
-                      g: float, timings: dict[str, float]) -> torch.Tensor:
-        """One UNet forward of a chunk of clips (both guidance branches at once), guided; adds its
-        time to ``timings["unet_s"]``."""
-        device = self._execution_device
+                      g: float, timer: "_UNetTimer") -> torch.Tensor:
+        """One UNet forward of a chunk of clips (both guidance branches at once), guided and timed."""
         if do_cfg:
             x = torch.cat([x, x])
-        _sync(device)
-        t0 = time.perf_counter()
-        eps = self.unet(x.to(self.unet.dtype), t, return_dict=False, **kw)[0]
-        _sync(device)
-        timings["unet_s"] += time.perf_counter() - t0
+        with timer:
+            eps = self.unet(x.to(self.unet.dtype), t, return_dict=False, **kw)[0]
         eps = eps.float()
         if not do_cfg:
             return eps

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..conditioning import clip_batch
-from ..errors import UsageError
+from ..errors import TdgenError, UsageError
 from ..modeldir import load_pipeline, model_fingerprint, resolve_model_dir
 from ..tracks.clips import Clip
 
@@ -44,7 +44,8 @@ class PipelineGenerator:
     def __init__(self, model: str | Path, *, device: str = "cpu", dtype: str = "float32", steps: int = 50,
                  guidance: float = 5.0, guidance_kind: str = "cfg", slots: int | None = None,
                  frames: int | None = None, unet_batch: int = 1, drop_boxes: bool = False,
-                 on_step: Callable[[int, int, int], None] | None = None):
+                 on_step: Callable[[int, int, int], None] | None = None, compile: bool = False,
+                 compile_backend: str = "inductor"):
         import torch  # only once a model is loaded: planning and --dry-run need none
 
         check_generator_flags(device=device, dtype=dtype, guidance_kind=guidance_kind, unet_batch=unet_batch)
@@ -79,6 +80,34 @@ class PipelineGenerator:
         self.timings: list[dict] = []
         # on_step(step index, steps, clips in the batch) after every denoising step, for progress
         self.on_step = on_step
+        self.compiled = bool(compile)
+        if compile:
+            self._compile(compile_backend, frames if frames is not None else self.frames,
+                          slots if slots is not None else self.slots)
+
+    def _compile(self, backend: str, frames: int, slots: int) -> None:
+        """``torch.compile`` the UNet (one graph, static shapes) and compile it now, on one
+        batch of the run's shapes, so that a failure is one error before anything is written.
+
+        The warm-up batch has no boxes, the empty prompt and its own seeds; the pipeline's caches
+        it touches (the empty prompt, the zero category) hold deterministic values, so it changes
+        no clip's frames. Another batch size later (a short last chunk) compiles once more.
+        """
+        unet = self.pipe.unet
+        unet.compile(fullgraph=True, dynamic=False, backend=backend)
+        b = self.unet_batch
+        w, h = self.resolution
+        try:
+            self.pipe(np.zeros((b, frames, slots, 4), np.float32), np.zeros((b, frames, slots), np.float32),
+                      np.full((b, slots), "", dtype=object), [""] * b, list(range(b)), num_inference_steps=1,
+                      guidance_scale=self.guidance, guidance=self.kind, width=w, height=h, output_type="latent",
+                      clips_per_forward=b)
+        except (UsageError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # dynamo, inductor, a missing C++ compiler: whatever fails, one line
+            lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+            why = f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+            raise TdgenError(f"--compile: torch.compile of the UNet failed ({why}); run without --compile") from None
 
     def _step_callback(self, clips: int) -> Callable[[int, Any, Any], None] | None:
         on_step = self.on_step
