@@ -15,7 +15,7 @@ rounded at random to a whole number so that the expectation is exact.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -364,6 +364,18 @@ def _new_track(out: Layout, v: int, t: np.ndarray, cx: np.ndarray, bottom: np.nd
     return out.append(np.full(m, v), t, bbox, np.full(m, new_id), np.full(m, cat), origin={new_id: record})
 
 
+def _new_tracks_plan(lay: Layout, rng: np.random.Generator, ctx: Context, v: int, count: int,
+                     ratio: float) -> tuple[int, int, float, float, Optional[np.ndarray]]:
+    """What crowd and sample start each video from: how many tracks to add (``count`` plus
+    ``ratio`` of the video's source track count, rounded stochastically: the one draw made
+    here), the video's frame count and size, and the categories its targets have (None when it
+    has none: any category of the set then)."""
+    want = count + _stoch_round(ratio * _base(ctx, v, "tracks"), rng)
+    present = lay.category[(lay.video == v) & lay.targets()]
+    return (want, int(lay.nframes[v]), float(lay.width[v]), float(lay.height[v]),
+            present if present.size else None)
+
+
 def crowd(lay: Layout, rng: np.random.Generator, ctx: Context, count: int = 0, ratio: float = 0.5,
           jitter: float = 0.01, max_cover: float = 1.0) -> Layout:
     """Add tracks drawn from the set's own statistics: for each, a category (by track
@@ -378,14 +390,11 @@ def crowd(lay: Layout, rng: np.random.Generator, ctx: Context, count: int = 0, r
     if not stats.categories:
         return lay
     for v in _videos(lay):
-        want = count + _stoch_round(ratio * _base(ctx, v, "tracks"), rng)
-        n = int(lay.nframes[v])
-        W, H = float(lay.width[v]), float(lay.height[v])
-        present = lay.category[(lay.video == v) & lay.targets()]
+        want, n, W, H, present = _new_tracks_plan(lay, rng, ctx, v, count, ratio)
         for _ in range(want * 8 if max_cover < 1 else want):
             if want <= 0:
                 break
-            c = stats.pick_category(rng, present if present.size else None)
+            c = stats.pick_category(rng, present)
             cs = stats.categories[c]
             life = int(np.clip(cs.lifetimes[int(rng.integers(cs.lifetimes.size))], 2, max(n, 2)))
             start = int(rng.integers(0, max(n - life, 0) + 1))
@@ -427,12 +436,9 @@ def sample(lay: Layout, rng: np.random.Generator, ctx: Context, count: int = 0, 
     if not stats.categories:
         return lay
     for v in _videos(lay):
-        want = count + _stoch_round(ratio * _base(ctx, v, "tracks"), rng)
-        n = int(lay.nframes[v])
-        W, H = float(lay.width[v]), float(lay.height[v])
-        present = lay.category[(lay.video == v) & lay.targets()]
+        want, n, W, H, present = _new_tracks_plan(lay, rng, ctx, v, count, ratio)
         for _ in range(want):
-            c = stats.pick_category(rng, present if present.size else None)
+            c = stats.pick_category(rng, present)
             cs = stats.categories[c]
             life = int(np.clip(round(float(np.exp(rng.normal(*cs.log_life)))), 2, max(n, 2)))
             start = int(rng.integers(0, max(n - life, 0) + 1))
