@@ -19,6 +19,28 @@ def _umask() -> int:
     return mask
 
 
+def plain_file_mode() -> int:
+    """The permissions a plain ``open(path, "w")`` gives a new file under the current umask.
+
+    ``mkstemp`` and the safetensors library make files 0600, which on a shared cluster locks a
+    team out of a model or a checkpoint one of them wrote; every temporary file this package
+    renames into place gets this mode first."""
+    return 0o666 & ~_umask()
+
+
+def give_plain_modes(root: str | os.PathLike) -> None:
+    """Give every file and folder under ``root`` (and ``root``) the mode ``open``/``mkdir``
+    would have given it under the current umask: for a tree just written into a temporary
+    folder by libraries that make their files private (safetensors, ``mkstemp``)."""
+    mask = _umask()
+    os.chmod(root, 0o777 & ~mask)
+    for here, dirs, files in os.walk(root):
+        for name, mode in [*((d, 0o777) for d in dirs), *((f, 0o666) for f in files)]:
+            path = os.path.join(here, name)
+            if not os.path.islink(path):  # a link's target is not ours to change
+                os.chmod(path, mode & ~mask)
+
+
 def named_os_error(err: OSError, path: str | os.PathLike) -> OSError:
     """``err`` with ``path`` as its file name, so the one-line message names the file being written.
 
@@ -57,8 +79,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp makes the file 0600; give it the permissions a plain open() would have.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, plain_file_mode())  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):

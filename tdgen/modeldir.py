@@ -26,7 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from . import modelinfo
-from .atomic import atomic_directory, atomic_write_text
+from .atomic import atomic_directory, atomic_write_text, give_plain_modes
 from .modelinfo import (
     COMPONENTS,
     DEFAULT_PROMPT_TEMPLATE,
@@ -397,4 +397,5 @@ def init_tiny_model(
                   prompt_template=DEFAULT_PROMPT_TEMPLATE,
                   weights={"kind": "random", "seed": int(seed), "unet_config": "tiny"},
                   created_by="tdgen model init --preset tiny").write(tmp)
+        give_plain_modes(tmp)  # safetensors writes its files 0600
     return output

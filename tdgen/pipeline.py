@@ -63,7 +63,7 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from .atomic import atomic_directory
+from .atomic import atomic_directory, give_plain_modes
 from .errors import UsageError
 from .model.autoencoder import downscale_factor, load_autoencoder
 from .model.unet import TrackDiffusionUNet
@@ -282,6 +282,7 @@ class TrackDiffusionPipeline(DiffusionPipeline):
             self.scheduler.save_config(tmp / "scheduler")
             write_model_index(tmp)
             self.model_info.write(tmp)
+            give_plain_modes(tmp)  # safetensors writes its files 0600
 
     # ------------------------------------------------------------------ properties
 

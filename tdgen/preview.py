@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, plain_file_mode
 from .errors import OutputError, UsageError
 from .preview_draw import (DEFAULT_TILE_WIDTH, _auto_thickness, _cv2, _font, _put_label, _render_tile, contact_sheet,
                            draw_frame, sheet_shape, track_color)
@@ -112,6 +112,7 @@ def _write_video(frames: Iterable[np.ndarray], out: Path, width: int, height: in
             raise OutputError(f"{out}: no video was written")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, plain_file_mode())  # mkstemp made it 0600 and the encoder kept that
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

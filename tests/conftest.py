@@ -5,6 +5,7 @@ The ``tdgen`` command runner lives in ``tests/helpers.py`` (``from helpers impor
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,13 @@ def fake_model(monkeypatch) -> FakeModel:
     monkeypatch.setattr(tdgen.synth.generator, "PipelineGenerator", make)
     monkeypatch.setattr(tdgen.modeldir, "model_defaults", lambda model: dict(built.defaults))
     return built
+
+
+@pytest.fixture()
+def umask_022():
+    """Run the test under umask 022 (a team's usual setting), whatever the machine's is."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)

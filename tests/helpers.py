@@ -76,3 +76,12 @@ def tdgen(
     if check:
         assert result.returncode == 0, (result.returncode, result.stderr)
     return result
+
+
+def tree_modes(root: Path) -> dict[str, set[str]]:
+    """The permission bits (octal strings) found under ``root``, for its folders and its files."""
+    found: dict[str, set[str]] = {"dirs": {oct(root.stat().st_mode & 0o777)}, "files": set()}
+    for p in root.rglob("*"):
+        if not p.is_symlink():
+            found["dirs" if p.is_dir() else "files"].add(oct(p.stat().st_mode & 0o777))
+    return found

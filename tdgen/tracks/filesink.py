@@ -21,15 +21,9 @@ try:
 except ImportError:  # pragma: no cover - not on Windows: plain buffered writes there
     fcntl = None
 
-from ..atomic import named_os_error
+from ..atomic import named_os_error, plain_file_mode
 
 __all__ = ["atomic_stream"]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class _Sink:
@@ -149,8 +143,7 @@ def atomic_stream(path: str | os.PathLike) -> Iterator[_Sink]:
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        # mkstemp makes the file 0600; give it the permissions a plain open() would have.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, plain_file_mode())  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException as e:
         if sink is not None:

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, give_plain_modes
 from ..errors import UsageError
 from .config import RESUME_FIELDS
 from .ema import EMA
@@ -98,6 +98,7 @@ def save_checkpoint(accelerator: Any, root: Path, step: int, state: Mapping[str,
 
             save_file(ema.state_dict(), str(tmp / EMA_FILE))
         (tmp / STATE_FILE).write_text(json.dumps(dict(state), indent=2) + "\n", encoding="utf-8")
+        give_plain_modes(tmp)  # safetensors (the EMA, accelerate's model files) writes 0600
         os.replace(tmp, final)
         if keep:
             prune_checkpoints(root, keep)

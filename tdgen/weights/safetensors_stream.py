@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from ..atomic import _umask
+from ..atomic import plain_file_mode
 from ..modelinfo import ModelError
 
 __all__ = [
@@ -525,7 +525,7 @@ class SafetensorsWriter:
             self._file.close()
             self._file = None
             if exc_type is None:
-                os.chmod(self._tmp, 0o666 & ~_umask())
+                os.chmod(self._tmp, plain_file_mode())
                 os.replace(self._tmp, self.path)
                 self.sha256 = self._hash.hexdigest()
                 self._tmp = None

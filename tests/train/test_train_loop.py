@@ -18,6 +18,8 @@ from tdgen.errors import UsageError
 from tdgen.tracks.io import read_tracks
 from tdgen.train.loop import TrainConfig, is_trainable, latest_checkpoint, train
 
+from helpers import tree_modes
+
 
 def _config(rects, model_dir, out: Path, **kw) -> TrainConfig:
     args = dict(ann=rects["ann"], captions=rects["captions"], model=str(model_dir), out=out, steps=3,
@@ -66,12 +68,15 @@ def test_a_few_steps_log_and_export_a_model_that_samples(rects, tiny_model_dir, 
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
-def test_resume_repeats_the_uninterrupted_loss_curve(rects, tiny_model_dir, tmp_path):
+def test_resume_repeats_the_uninterrupted_loss_curve(rects, tiny_model_dir, tmp_path, umask_022):
     kw = dict(steps=6, ema_decay=0.9, box_dropout=0.3, text_dropout=0.3)
     full = train(_config(rects, tiny_model_dir, tmp_path / "full", checkpoint_every=3, **kw))
     assert [c.name for c in full.checkpoints] == ["step-000003", "step-000006"]
     ckpt = full.checkpoints[0]
     assert {"ema.safetensors", "trainer_state.json", "optimizer.bin"} <= {p.name for p in ckpt.iterdir()}
+    # safetensors writes 0600: checkpoints and the exported model are made readable like any file
+    for tree in (ckpt, full.model_dir):
+        assert tree_modes(tree) == {"dirs": {"0o755"}, "files": {"0o644"}}, tree
     assert any(p.name.startswith("random_states") for p in ckpt.iterdir())
 
     first = train(_config(rects, tiny_model_dir, tmp_path / "split", stop_after=3, **kw))
