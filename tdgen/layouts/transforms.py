@@ -15,7 +15,7 @@ rounded at random to a whole number so that the expectation is exact.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
@@ -365,7 +365,7 @@ def _new_track(out: Layout, v: int, t: np.ndarray, cx: np.ndarray, bottom: np.nd
 
 
 def _new_tracks_plan(lay: Layout, rng: np.random.Generator, ctx: Context, v: int, count: int,
-                     ratio: float) -> tuple[int, int, float, float, Optional[np.ndarray]]:
+                     ratio: float) -> tuple[int, int, float, float, np.ndarray | None]:
     """What crowd and sample start each video from: how many tracks to add (``count`` plus
     ``ratio`` of the video's source track count, rounded stochastically: the one draw made
     here), the video's frame count and size, and the categories its targets have (None when it
